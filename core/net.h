@@ -1,0 +1,44 @@
+// core/net.h -- the few socket and file calls the engine's users need, declared
+// without OS headers. Implemented per OS in platform/*/net.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/loop.h"
+
+namespace pp {
+
+/// Resolves a numeric IPv4/IPv6 address or a host name (e.g. "localhost") and a
+/// port into `out`. False with `error` set when it cannot.
+bool resolve_endpoint(std::string_view host, std::uint16_t port, Endpoint& out, std::string& error);
+
+/// A non-blocking listening TCP socket bound to `host:port`. With `reuse_port`,
+/// several sockets share the port and the kernel spreads connections over them
+/// (one per worker). Port 0 picks a free port (see `local_port`).
+/// Returns invalid_handle with `error` set on failure.
+Handle listen_tcp(std::string_view host, std::uint16_t port, bool reuse_port, int backlog,
+                  std::string& error);
+
+/// A non-blocking TCP socket of `to`'s address family, for `Operation::prep_connect`.
+Handle open_stream_socket(const Endpoint& to, std::string& error);
+
+/// The local port a socket is bound to (0 on error).
+std::uint16_t local_port(Handle sock);
+
+/// Disables Nagle's algorithm: responses leave as soon as they are written.
+void set_nodelay(Handle sock);
+
+/// Closes a handle synchronously (for set-up and tear-down paths; the hot path
+/// uses `Operation::prep_close`).
+void close_handle(Handle h);
+
+/// Opens a regular file read-only for sendfile. Returns invalid_handle and sets
+/// `error` (naming the path and the reason) if it is missing or not a regular file.
+Handle open_file_for_send(const std::string& path, std::uint64_t& size, std::string& error);
+
+/// A readable message for a negated errno value as found in `Completion::result`.
+std::string error_text(std::int64_t negated_errno);
+
+}  // namespace pp

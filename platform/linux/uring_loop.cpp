@@ -1,0 +1,9 @@
+// platform/linux/uring_loop.cpp -- placeholder until the backend lands.
+#include "platform/linux/backends.h"
+
+namespace pp::platform {
+std::unique_ptr<Loop> open_uring_loop(const LoopOptions&, std::string& why) {
+  why = "not built yet";
+  return nullptr;
+}
+}  // namespace pp::platform

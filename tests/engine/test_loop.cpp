@@ -1,0 +1,2 @@
+// tests/engine/test_loop.cpp
+#include <doctest/doctest.h>

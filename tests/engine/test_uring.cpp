@@ -1,0 +1,2 @@
+// tests/engine/test_uring.cpp
+#include <doctest/doctest.h>

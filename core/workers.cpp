@@ -1,0 +1,100 @@
+// core/workers.cpp -- worker threads: place, open the loop, set up, run, drain.
+#include "core/workers.h"
+
+#include <fmt/format.h>
+
+namespace pp {
+
+WorkerPool::~WorkerPool() {
+  stop();
+  join();
+}
+
+bool WorkerPool::start(WorkerPoolConfig config, Setup setup, std::string& error) {
+  config_ = std::move(config);
+  unsigned count = config_.count;
+  if (count == 0) count = static_cast<unsigned>(config_.slots.size());
+  if (count == 0) count = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < count; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->index_ = i;
+    if (i < config_.slots.size()) w->slot_ = config_.slots[i];
+    workers_.push_back(std::move(w));
+  }
+  // Workers start one at a time: each waits for the previous one's set-up, so
+  // start-up errors are reported in order and per-thread initialisation that must
+  // not run concurrently (e.g. an interpreter's thread states) stays simple.
+  for (auto& w : workers_) {
+    unsigned before = started_.load();
+    threads_.emplace_back([this, &w = *w, &setup] { run_worker(w, setup); });
+    started_.wait(before);
+    if (failed_) break;
+  }
+  if (failed_) {
+    stop();
+    join();
+    error = first_error_;
+    return false;
+  }
+  return true;
+}
+
+void WorkerPool::run_worker(Worker& w, const Setup& setup) {
+  auto report = [this](std::string err) {
+    if (!err.empty()) {
+      std::lock_guard lock(error_mutex_);
+      if (first_error_.empty()) first_error_ = std::move(err);
+      failed_ = true;
+    }
+    started_.fetch_add(1);
+    started_.notify_all();
+  };
+  std::string err;
+  if (config_.on_thread_start && !config_.on_thread_start(w.index_, w.slot_, err)) {
+    report(fmt::format("worker {}: {}", w.index_, err.empty() ? "placement failed" : err));
+    return;
+  }
+  auto opened = open_loop(config_.backend, config_.loop);
+  if (!opened.loop) {
+    report(opened.error);
+    return;
+  }
+  w.loop_ = std::move(opened.loop);
+  if (w.index_ == 0) backend_reason_ = opened.reason;
+  if (setup && !setup(w, err)) {
+    report(fmt::format("worker {}: {}", w.index_, err));
+    return;
+  }
+  report({});
+
+  using clock = std::chrono::steady_clock;
+  while (!w.stopping_) w.loop_->run_once(std::chrono::nanoseconds(-1));
+  // Draining: keep completing in-flight sends until idle or out of time. Waits are
+  // short so the deadline is noticed even when nothing completes.
+  auto deadline = clock::now() + config_.drain_timeout;
+  while (w.busy_ && w.busy_() && clock::now() < deadline)
+    w.loop_->run_once(std::chrono::milliseconds(20));
+  // Let cancellations and closes issued by the hooks complete.
+  for (int i = 0; i < 3; ++i) w.loop_->run_once(std::chrono::nanoseconds(0));
+}
+
+void WorkerPool::stop() {
+  if (stop_requested_.exchange(true)) return;
+  for (auto& w : workers_) {
+    if (!w->loop_) continue;
+    Worker* worker = w.get();
+    worker->loop_->post([worker] {
+      if (worker->stopping_) return;
+      worker->stopping_ = true;
+      for (auto& hook : worker->stop_hooks_) hook();
+    });
+  }
+}
+
+void WorkerPool::join() {
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+}  // namespace pp

@@ -1,0 +1,127 @@
+// interpreter/parallel_module.cpp -- the `parallel` module (skeleton: options, identity).
+//
+// The real API (server, register, run, ...) arrives with its own issue: add its functions to
+// `parallel_methods` below and its state to the exec slot. Options reach the module through
+// pp::runtime_options() (interpreter/runtime_options.h).
+#include "interpreter/parallel_module.h"
+
+#include "interpreter/runtime_options.h"
+
+namespace pp {
+namespace {
+thread_local bool parallel_thread = false;
+}  // namespace
+
+void set_parallel_thread(bool value) noexcept { parallel_thread = value; }
+bool is_parallel_thread() noexcept { return parallel_thread; }
+
+}  // namespace pp
+
+namespace {
+
+// Builds {name: value} from (key, new reference) pairs; steals the references.
+bool set_item(PyObject* dict, const char* key, PyObject* value) {
+  if (value == nullptr) return false;
+  int rc = PyDict_SetItemString(dict, key, value);
+  Py_DECREF(value);
+  return rc == 0;
+}
+
+PyObject* str_of(std::string_view text) {
+  return PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size()));
+}
+
+/// parallel._options() -> dict: the runtime options in effect and where each came from.
+PyObject* parallel_options(PyObject* /*module*/, PyObject* /*unused*/) {
+  const pp::RuntimeOptions& o = pp::runtime_options();
+  PyObject* dict = PyDict_New();
+  PyObject* origin = PyDict_New();
+  if (dict == nullptr || origin == nullptr) {
+    Py_XDECREF(dict);
+    Py_XDECREF(origin);
+    return nullptr;
+  }
+  bool ok = set_item(dict, "workers", PyLong_FromUnsignedLong(o.workers)) &&
+            set_item(dict, "backend", str_of(pp::to_string(o.backend))) &&
+            set_item(dict, "numa_policy", str_of(o.numa_policy)) &&
+            set_item(dict, "host", PyBool_FromLong(o.from_host)) &&
+#ifdef Py_GIL_DISABLED
+            set_item(dict, "free_threaded", PyBool_FromLong(1)) &&
+#else
+            set_item(dict, "free_threaded", PyBool_FromLong(0)) &&
+#endif
+            set_item(origin, "workers", str_of(pp::to_string(o.workers_origin))) &&
+            set_item(origin, "backend", str_of(pp::to_string(o.backend_origin))) &&
+            set_item(origin, "numa_policy", str_of(pp::to_string(o.numa_policy_origin)));
+  if (ok) {
+    Py_INCREF(origin);
+    ok = set_item(dict, "origin", origin);
+  }
+  Py_DECREF(origin);
+  if (!ok) {
+    Py_DECREF(dict);
+    return nullptr;
+  }
+  return dict;
+}
+
+/// parallel.cpu_count() -> int: CPUs this process may run on.
+PyObject* parallel_cpu_count(PyObject* /*module*/, PyObject* /*unused*/) {
+  return PyLong_FromUnsignedLong(pp::allowed_cpu_count());
+}
+
+/// parallel.is_parallel_thread() -> bool: True inside a runtime worker.
+PyObject* parallel_is_parallel_thread(PyObject* /*module*/, PyObject* /*unused*/) {
+  return PyBool_FromLong(pp::is_parallel_thread());
+}
+
+// The module's method table: the `parallel` API grows here.
+PyMethodDef parallel_methods[] = {
+    {"_options", parallel_options, METH_NOARGS,
+     "_options()\n--\n\nThe runtime options in effect (workers, backend, numa_policy), their "
+     "origin, and whether the pyparallel host set them."},
+    {"cpu_count", parallel_cpu_count, METH_NOARGS,
+     "cpu_count()\n--\n\nThe number of CPUs this process may run on."},
+    {"is_parallel_thread", parallel_is_parallel_thread, METH_NOARGS,
+     "is_parallel_thread()\n--\n\nTrue when called from a parallel worker thread."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+int parallel_exec(PyObject* /*module*/) {
+  // Extension mode: malformed PYPARALLEL_* variables fail the import with the reason, as
+  // the host would have refused to start.
+  if (const std::string& error = pp::runtime_options_error(); !error.empty()) {
+    PyErr_Format(PyExc_ValueError, "parallel: %s", error.c_str());
+    return -1;
+  }
+  return 0;
+}
+
+PyModuleDef_Slot parallel_slots[] = {
+    {Py_mod_exec, reinterpret_cast<void*>(parallel_exec)},
+#ifdef Py_mod_multiple_interpreters
+    // The engine is process-wide state; one interpreter owns it.
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    // Without this, importing the module re-enables the GIL for the whole process.
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, nullptr},
+};
+
+PyModuleDef parallel_module = {
+    PyModuleDef_HEAD_INIT,
+    "parallel",
+    "Parallel protocol callbacks on every core (pyparallel runtime).",
+    0,  // no per-module state yet
+    parallel_methods,
+    parallel_slots,
+    nullptr,
+    nullptr,
+    nullptr,
+};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit_parallel(void) { return PyModuleDef_Init(&parallel_module); }

@@ -1,0 +1,167 @@
+// pyparallel-httpd -- the engine's own HTTP server, before Python is involved: the
+// ceiling that the Python runtime is measured against.
+//
+//   pyparallel-httpd [--host H] [--port P] [--workers N] [--root DIR] [--backend B]
+//
+// GET /plaintext and /json follow TechEmpower's rules; any other path is a file
+// under --root, sent with sendfile and honouring Range. One worker per CPU by
+// default, each with its own loop and SO_REUSEPORT listener; SIGINT/SIGTERM stop
+// accepting, finish in-flight sends and exit 0.
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/acceptor.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "core/signals.h"
+#include "core/workers.h"
+#include "examples/httpd/http_connection.h"
+
+namespace {
+
+struct Options {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 8080;
+  unsigned workers = 0;
+  std::string root = ".";
+  pp::BackendKind backend = pp::BackendKind::automatic;
+  std::uint64_t body_limit = 1u << 20;
+};
+
+constexpr std::string_view kUsage =
+    "usage: pyparallel-httpd [--host H] [--port P] [--workers N] [--root DIR]\n"
+    "                        [--backend auto|io_uring|epoll] [--body-limit BYTES]\n";
+
+template <typename T>
+bool parse_number(std::string_view text, T& out, T min, T max) {
+  T value{};
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || value < min || value > max)
+    return false;
+  out = value;
+  return true;
+}
+
+// Exits 2 with a message naming the option, as a command-line tool should.
+[[noreturn]] void usage_error(std::string_view message) {
+  pp::log("{}", message);
+  std::fputs(kUsage.data(), stderr);
+  std::exit(2);
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  if (const char* env = std::getenv("PYPARALLEL_BACKEND")) {
+    if (!pp::parse_backend_kind(env, o.backend))
+      usage_error(fmt::format("PYPARALLEL_BACKEND: unknown backend '{}'", env));
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view value;
+    std::string name(arg);
+    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      name = std::string(arg.substr(0, eq));
+      value = arg.substr(eq + 1);
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage.data(), stdout);
+      std::exit(0);
+    } else if (arg.starts_with("--") && i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      usage_error(fmt::format("unknown or incomplete option '{}'", arg));
+    }
+    if (name == "--host") {
+      o.host = value;
+    } else if (name == "--port") {
+      if (!parse_number<std::uint16_t>(value, o.port, 0, 65535))
+        usage_error(fmt::format("--port expects 0-65535, got '{}'", value));
+    } else if (name == "--workers") {
+      if (!parse_number<unsigned>(value, o.workers, 0, 4096))
+        usage_error(fmt::format("--workers expects 0 (one per CPU) to 4096, got '{}'", value));
+    } else if (name == "--root") {
+      o.root = value;
+    } else if (name == "--backend") {
+      if (!pp::parse_backend_kind(value, o.backend))
+        usage_error(fmt::format("--backend expects auto, io_uring or epoll, got '{}'", value));
+    } else if (name == "--body-limit") {
+      if (!parse_number<std::uint64_t>(value, o.body_limit, 0, std::uint64_t(1) << 40))
+        usage_error(fmt::format("--body-limit expects a byte count, got '{}'", value));
+    } else {
+      usage_error(fmt::format("unknown option '{}'", name));
+    }
+  }
+  return o;
+}
+
+// Per-worker server state, owned by the worker's thread.
+struct WorkerServer {
+  pp::ConnectionSet connections;
+  std::unique_ptr<pp::Acceptor> acceptor;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt = parse_args(argc, argv);
+  pp::ignore_sigpipe();
+  pp::block_shutdown_signals();  // before any thread starts: only main sees them
+
+  auto site = std::make_shared<httpd::Site>(opt.root, opt.body_limit);
+  std::string error;
+  if (!site->valid(error)) {
+    pp::log("{}", error);
+    return 2;
+  }
+
+  pp::WorkerPoolConfig config;
+  config.count = opt.workers;
+  config.backend = opt.backend;
+  std::vector<std::unique_ptr<WorkerServer>> servers;
+  pp::WorkerPool pool;
+  // Sized before start: each worker fills in its own entry from its own thread.
+  unsigned count = opt.workers ? opt.workers : std::max(1u, std::thread::hardware_concurrency());
+  config.count = count;
+  for (unsigned i = 0; i < count; ++i) servers.push_back(std::make_unique<WorkerServer>());
+
+  std::uint16_t port = opt.port;
+  bool ok = pool.start(
+      std::move(config),
+      [&](pp::Worker& w, std::string& err) {
+        WorkerServer& ws = *servers[w.index()];
+        pp::Handle listener = pp::listen_tcp(opt.host, port, /*reuse_port=*/true, 4096, err);
+        if (listener == pp::invalid_handle) return false;
+        // Port 0: the first worker's kernel-chosen port is shared by the rest.
+        if (port == 0) port = pp::local_port(listener);
+        pp::Loop& loop = w.loop();
+        ws.acceptor = std::make_unique<pp::Acceptor>(
+            loop, listener, ws.connections, [&loop, &ws, site](pp::Handle sock) {
+              return new httpd::HttpConnection(loop, sock, ws.connections, *site);
+            });
+        ws.acceptor->start();
+        w.on_stop([&ws] {
+          ws.acceptor->stop();
+          ws.connections.close_all();
+        });
+        w.set_busy_check([&ws] { return ws.connections.size() > 0 || ws.acceptor->active(); });
+        return true;
+      },
+      error);
+  if (!ok) {
+    pp::log("{}", error);
+    return 1;
+  }
+  pp::log("{}", pool.backend_reason());
+  pp::log("serving http://{}:{}/ with {} worker{} (root {})", opt.host, port, pool.size(),
+          pool.size() == 1 ? "" : "s", site->root());
+
+  int sig = pp::wait_for_shutdown_signal();
+  pp::log("{} received: stopping", sig == 2 ? "SIGINT" : "SIGTERM");
+  pool.stop();
+  pool.join();
+  return 0;
+}

@@ -1,0 +1,115 @@
+"""Type stubs for `parallel`: PyParallel's protocol model on pyparallel's engine.
+
+Protocol classes are plain classes; the runtime looks up these optional members:
+
+    connection_made(self, transport) -> Sendable | None
+        (the seed's form ``connection_made(self, transport, data)`` works too; data is b"")
+    data_received(self, transport, data: bytes) -> Sendable | None
+    send_complete(self, transport, send_id: int) -> Sendable | None
+    connection_lost(self, transport, exc: BaseException | None) -> None
+    exception_handler(self, transport, exc: BaseException) -> Sendable | None
+    initial_bytes_to_send: Sendable | Callable[[], Sendable]
+    http11: bool = False
+        True: the runtime parses HTTP/1.1 and calls the method named by the first path
+        segment, ``GET /random`` -> ``random(self, transport, data)`` (``/`` -> ``index``),
+        with ``data`` the request body (bytes). Returns: bytes -> text/plain, str ->
+        text/html, dict/list -> JSON, ``Response`` -> as given, ``file(...)`` -> a file with
+        Range support, None -> 204.
+
+One protocol instance exists per connection; attributes set on ``self`` persist across
+that connection's callbacks. Callbacks run on the engine's worker threads, in parallel on a
+free-threaded interpreter; they may read module globals loaded before ``run()`` freely.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any, Union
+
+Sendable = Union[bytes, bytearray, memoryview, str]
+
+__version__: str
+
+class ParallelError(Exception):
+    """Base of every exception this module raises."""
+
+class TransportClosedError(ParallelError):
+    """The connection behind a transport is gone."""
+
+class Server:
+    """A listening endpoint made by ``server()``; listens once ``run()`` starts."""
+
+    host: str
+    port: int  # the bound port (the real one once running, when 0 was asked for)
+
+class Client:
+    """An outgoing connection made by ``client()``; connects once ``run()`` starts."""
+
+    host: str
+    port: int
+
+class Transport:
+    """One connection, as protocol callbacks see it."""
+
+    http_headers: dict[str, str]  # http11 only: lower-case names
+    http_method: str
+    http_path: str
+    http_query: str
+    http_version: str
+    peer: tuple[str, int]
+    def sendfile(self, before: Sendable | None, path: str, after: Sendable | None) -> None:
+        """Queue ``before``, the whole file at ``path`` (page cache -> socket, never
+        through Python) and ``after``. Raises FileNotFoundError / ParallelError."""
+    def ranged_sendfile(
+        self, before: Sendable | None, path: str, after: Sendable | None, offset: int, nbytes: int
+    ) -> None:
+        """Like ``sendfile`` for ``nbytes`` bytes from ``offset``; ValueError when the range
+        is past the end of the file."""
+    sendfile_ranged = ranged_sendfile
+    def close(self) -> None:
+        """Close after what is queued has been sent."""
+
+class Response:
+    """An explicit HTTP response for http11 protocols."""
+
+    def __init__(
+        self,
+        body: Sendable | dict[str, Any] | list[Any] | None = b"",
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> None: ...
+
+class FileResponse:
+    """A file served with Range support (206/416), made by ``file()``."""
+
+def file(path: str, content_type: str | None = None) -> FileResponse:
+    """Return this from an http11 handler to send the file at ``path`` (Range honoured)."""
+
+def server(host: str, port: int, backlog: int = 4096) -> Server: ...
+def client(host: str, port: int) -> Client: ...
+def register(transport: Server | Client, protocol: type) -> None: ...
+def run(workers: int | None = None, backend: str | None = None,
+        numa_policy: str | None = None) -> None:
+    """Serve until ``stop()``, SIGINT or SIGTERM. ``workers=0`` runs every callback on the
+    calling thread (pdb and plain unit tests work). None: the host's options."""
+def stop() -> None:
+    """Ask ``run()`` to return after in-flight sends finish. Callable from any thread."""
+def is_parallel_thread() -> bool: ...
+def cpu_count() -> int: ...
+def stats() -> dict[str, Any]:
+    """connections, active_connections, requests, bytes_sent, bytes_received, workers
+    (a list of per-worker dicts with the same counters)."""
+def submit_work(
+    func: Callable[..., Any],
+    *args: Any,
+    callback: Callable[[Any], None] | None = None,
+    errback: Callable[[BaseException], None] | None = None,
+) -> None: ...
+def call_from_main_thread(func: Callable[..., Any], *args: Any) -> None: ...
+def call_from_main_thread_and_wait(func: Callable[..., Any], *args: Any) -> Any: ...
+
+class Timer:
+    def cancel(self) -> None: ...
+
+def timer(duetime: float, period: float, func: Callable[..., Any], *args: Any) -> Timer:
+    """Call ``func(*args)`` on a worker after ``duetime`` seconds, then every ``period``
+    seconds (0: once)."""

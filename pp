@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# pp -- set up, build, run and test pyparallel on a Debian/Ubuntu machine.
+#
+#   ./pp run SCRIPT.py [ARGS...]   set everything up, then run a Python script under pyparallel
+#   ./pp httpd [ARGS...]           set everything up, then run the C++ server (pyparallel-httpd)
+#   ./pp test                      set everything up, build, run every test; ends "N passed, N failed"
+#   ./pp build                     set everything up and build (interpreter cached, meson build/)
+#   ./pp setup                     install the Debian packages the build and tests need
+#   ./pp bench NAME [ARGS...]      run bench/NAME (see bench/README.md)
+#
+# Environment: PP_BUILD_DIR (default ./build), PP_PYTHON (an interpreter to embed instead of
+# the cached free-threaded build; see interpreter/README.md), PP_MESON_ARGS (extra options).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$root"
+build="${PP_BUILD_DIR:-$root/build}"
+
+say() { printf 'pp: %s\n' "$*" >&2; }
+die() { printf 'pp: error: %s\n' "$*" >&2; exit 1; }
+
+# Debian packages: what the build needs, and what the tests and benchmarks drive.
+build_packages=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev libhwloc-dev doctest-dev)
+test_packages=(curl nghttp2-client python3-pytest clang libclang-rt-14-dev hwloc valgrind
+  python3.11-dev)
+bench_packages=(wrk nginx-light python3-uvloop python3-httptools python3-aiohttp apache2-utils)
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || die "missing packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; } ||
+    die "apt-get install ${missing[*]} failed"
+}
+
+interpreter() {
+  # The free-threaded CPython, built once and cached outside the tree (minutes the first
+  # time, a second afterwards); PP_PYTHON picks an existing interpreter instead.
+  if [ -n "${PP_PYTHON:-}" ]; then
+    printf '%s\n' "$PP_PYTHON"
+  else
+    "$root/interpreter/build-cpython.sh" | tail -n 1
+  fi
+}
+
+do_build() {
+  apt_install "${build_packages[@]}"
+  local python
+  python="$(interpreter)"
+  [ -x "$python" ] || die "no interpreter at '$python'"
+  if [ ! -f "$build/build.ninja" ]; then
+    # shellcheck disable=SC2086
+    meson setup "$build" -Dpython="$python" ${PP_MESON_ARGS:-} >/dev/null ||
+      die "meson setup failed (see $build/meson-logs/meson-log.txt)"
+  else
+    meson configure "$build" -Dpython="$python" >/dev/null
+  fi
+  ninja -C "$build" >/dev/null || ninja -C "$build"
+}
+
+cmd="${1:-help}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup)
+    apt_install "${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}"
+    ;;
+  build)
+    do_build
+    ;;
+  run)
+    [ $# -gt 0 ] || die "usage: ./pp run SCRIPT.py [ARGS...]"
+    do_build
+    exec "$build/interpreter/pyparallel" "$@"
+    ;;
+  httpd)
+    do_build
+    exec "$build/examples/pyparallel-httpd" "$@"
+    ;;
+  test)
+    apt_install "${build_packages[@]}" "${test_packages[@]}"
+    do_build
+    exec "$root/tests/run-all.sh" "$build"
+    ;;
+  bench)
+    [ $# -gt 0 ] || die "usage: ./pp bench NAME [ARGS...] (see bench/README.md)"
+    apt_install "${build_packages[@]}" "${bench_packages[@]}"
+    do_build
+    name="$1"
+    shift
+    exec "$root/bench/$name" "$@"
+    ;;
+  help | -h | --help)
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    ;;
+  *)
+    die "unknown command '$cmd' (try ./pp help)"
+    ;;
+esac

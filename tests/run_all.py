@@ -1,0 +1,138 @@
+"""Run every pyparallel test and print one closing line: "N passed, N failed".
+
+Counts each doctest test case, each pytest test and the fuzz run as one test. Each
+suite runs with a time limit so a hang fails the run instead of stalling CI.
+"""
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCTEST_SUMMARY = re.compile(
+    r"test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+        self.skipped = 0
+        self.failures: list[str] = []
+
+    def add(self, name: str, passed: int, failed: int, skipped: int = 0) -> None:
+        self.passed += passed
+        self.failed += failed
+        self.skipped += skipped
+        if failed:
+            self.failures.append(f"{name}: {failed} failed")
+        print(f"== {name}: {passed} passed, {failed} failed, {skipped} skipped", flush=True)
+
+
+def run(cmd, timeout, env=None, cwd=ROOT):
+    """Runs cmd, streaming its output; returns (exit code, output)."""
+    print("$ " + " ".join(str(c) for c in cmd), flush=True)
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace")
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout or ""
+        if isinstance(out, bytes):
+            out = out.decode(errors="replace")
+        print(out[-4000:])
+        return 124, out
+    print(proc.stdout[-6000:] if proc.returncode else proc.stdout[-1500:], flush=True)
+    return proc.returncode, proc.stdout
+
+
+def doctest_suites(build: pathlib.Path, tally: Tally) -> None:
+    """Every test registered with meson; doctest ones are counted per test case."""
+    tests = json.loads(subprocess.check_output(
+        ["meson", "introspect", "--tests", str(build)], text=True))
+    for t in tests:
+        env = dict(os.environ, **t.get("env", {}))
+        code, out = run(t["cmd"], timeout=max(60, int(t.get("timeout") or 60)) * 2,
+                        env=env, cwd=t.get("workdir") or build)
+        m = None
+        for m in DOCTEST_SUMMARY.finditer(out):
+            pass
+        if m:
+            passed, failed = int(m.group(2)), int(m.group(3))
+            if code != 0 and failed == 0:
+                failed = 1  # crashed after its summary, or a sanitizer complained
+            tally.add(f"C++ {t['name']}", passed, failed)
+        else:
+            ok = (code == 0) != bool(t.get("should_fail"))
+            tally.add(f"meson {t['name']}", int(ok), int(not ok))
+
+
+def pytest_suite(name: str, paths: list[str], env: dict, tally: Tally,
+                 timeout: int = 1800) -> None:
+    report = ROOT / "build-reports" / f"{name}.xml"
+    report.parent.mkdir(exist_ok=True)
+    if report.exists():
+        report.unlink()
+    code, _ = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   f"--junitxml={report}", *paths], timeout=timeout, env=env)
+    if not report.exists():
+        tally.add(name, 0, 1)
+        return
+    passed = failed = skipped = 0
+    for case in ET.parse(report).getroot().iter("testcase"):
+        kinds = {child.tag for child in case}
+        if kinds & {"failure", "error"}:
+            failed += 1
+        elif "skipped" in kinds:
+            skipped += 1
+        else:
+            passed += 1
+    if code not in (0, 1, 5) and failed == 0:
+        failed = 1  # pytest itself broke (usage error, internal error, timeout)
+    tally.add(name, passed, failed, skipped)
+
+
+def fuzz(tally: Tally) -> None:
+    """A bounded libFuzzer run of the HTTP parser (clang, ASan + UBSan)."""
+    script = ROOT / "tests" / "fuzz" / "run-fuzz.sh"
+    if not script.exists():
+        return
+    fb = ROOT / "build-fuzz"
+    env = dict(os.environ, CXX="clang++", CC="clang")
+    if not (fb / "build.ninja").exists():
+        code, _ = run(["meson", "setup", str(fb), "-Dfuzz=true", "-Dtests=false",
+                       "-Dinterpreter=disabled"], timeout=600, env=env)
+        if code:
+            tally.add("fuzz (configure)", 0, 1)
+            return
+    code, _ = run(["ninja", "-C", str(fb)], timeout=1200, env=env)
+    if code:
+        tally.add("fuzz (build)", 0, 1)
+        return
+    seconds = os.environ.get("PP_FUZZ_SECONDS", "60")
+    code, _ = run([str(script), str(fb), seconds], timeout=int(seconds) * 3 + 120)
+    tally.add("fuzz http parser", int(code == 0), int(code != 0))
+
+
+def main() -> int:
+    build = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "build").resolve()
+    tally = Tally()
+    doctest_suites(build, tally)
+    env = dict(os.environ, PP_BUILD_DIR=str(build))
+    gil = ROOT / "build-gil"
+    if (gil / "build.ninja").exists():
+        env["PP_GIL_BUILD_DIR"] = str(gil)
+    pytest_suite("python", ["tests"], env, tally)
+    if os.environ.get("PP_SKIP_FUZZ") != "1":
+        fuzz(tally)
+    for f in tally.failures:
+        print("FAILED: " + f)
+    print(f"{tally.passed} passed, {tally.failed} failed, {tally.skipped} skipped")
+    return 1 if tally.failed or tally.passed == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,15 @@ Connection::Connection(Loop& loop, Handle sock, ConnectionSet& owner)
 
 Connection::~Connection() { close_handle(sock_); }
 
-void Connection::start() {
+void Connection::open() {
+  arm_recv();
+  ++dispatching_;  // on_open may close: delete only once it has returned
+  on_open();
+  --dispatching_;
+  maybe_finish();
+}
+
+void Connection::arm_recv() {
   recv_op_.prep_recv(sock_, /*multi=*/true, &Connection::on_recv, this);
   reading_ = true;
   loop_.submit(recv_op_);
@@ -43,10 +51,10 @@ void Connection::on_recv(Operation& op, const Completion& c) {
       self->out_.queued_bytes() <= kMaxQueuedBytes / 2) {
     // Back-pressure lifted while the cancel was in flight: read again.
     self->paused_ = false;
-    self->start();
+    self->arm_recv();
   }
   // A multishot recv that ended by itself (not EOF/error/cancel) is re-armed.
-  if (!self->reading_ && !self->closing_ && !self->paused_ && c.result > 0) self->start();
+  if (!self->reading_ && !self->closing_ && !self->paused_ && c.result > 0) self->arm_recv();
   --self->dispatching_;
   self->maybe_finish();
 }
@@ -68,7 +76,7 @@ void Connection::on_send(Operation& op, const Completion& c) {
     if (self->paused_ && self->out_.queued_bytes() <= kMaxQueuedBytes / 2 && !self->reading_ &&
         !self->cancelling_) {
       self->paused_ = false;
-      self->start();
+      self->arm_recv();
     }
   } else if (!self->error_) {
     self->flush();  // close_after_send: keep sending what is queued
@@ -83,7 +91,7 @@ void Connection::on_cancel(Operation& op, const Completion&) {
   if (self->paused_ && !self->closing_ && !self->reading_ &&
       self->out_.queued_bytes() <= kMaxQueuedBytes / 2) {
     self->paused_ = false;
-    self->start();
+    self->arm_recv();
   }
   self->maybe_finish();
 }
@@ -137,7 +145,7 @@ void ConnectionSet::add(Connection* c) {
   if (head_) head_->prev_ = c;
   head_ = c;
   ++size_;
-  c->start();
+  c->open();
 }
 
 void ConnectionSet::remove(Connection* c) {

@@ -23,8 +23,8 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
   virtual ~Connection();
 
-  /// Arms the multishot receive. Call once, after construction.
-  void start();
+  /// Arms the multishot receive, then calls `on_open`. `ConnectionSet::add` calls it.
+  void open();
   /// The send queue: append responses, then `flush()`.
   Outbound& out() { return out_; }
   /// Hands queued bytes to the engine (no-op while a send is in flight; the
@@ -43,6 +43,8 @@ class Connection {
   Loop& loop() { return loop_; }
 
  protected:
+  /// The connection is set up and reading: send a greeting, or close at once.
+  virtual void on_open() {}
   /// Bytes arrived; `data` is valid only during the call.
   virtual void on_data(std::span<const std::byte> data) = 0;
   /// The peer shut down its sending side. Default: finish sending, then close.
@@ -62,6 +64,7 @@ class Connection {
   static void on_recv(Operation& op, const Completion& c);
   static void on_send(Operation& op, const Completion& c);
   static void on_cancel(Operation& op, const Completion& c);
+  void arm_recv();
   void stop_reading();
   void maybe_finish();
 

@@ -35,8 +35,10 @@ void set_nodelay(Handle sock);
 void close_handle(Handle h);
 
 /// Opens a regular file read-only for sendfile. Returns invalid_handle and sets
-/// `error` (naming the path and the reason) if it is missing or not a regular file.
-Handle open_file_for_send(const std::string& path, std::uint64_t& size, std::string& error);
+/// `error` (naming the path and the reason) if it is missing or not a regular file;
+/// `error_code`, when given, receives the negated errno (-EISDIR for a non-file).
+Handle open_file_for_send(const std::string& path, std::uint64_t& size, std::string& error,
+                          int* error_code = nullptr);
 
 /// A readable message for a negated errno value as found in `Completion::result`.
 std::string error_text(std::int64_t negated_errno);

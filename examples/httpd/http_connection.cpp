@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "core/http/range.h"
+#include "core/http/file_response.h"
 #include "core/http/response.h"
 #include "core/net.h"
 
@@ -58,28 +58,6 @@ int map_path(std::string_view url_path, const std::string& root, std::string& ou
   return 0;
 }
 
-std::string_view content_type_for(std::string_view path) {
-  auto dot = path.rfind('.');
-  if (dot == std::string_view::npos || path.find('/', dot) != std::string_view::npos)
-    return "application/octet-stream";
-  std::string_view ext = path.substr(dot + 1);
-  struct Entry {
-    std::string_view ext, type;
-  };
-  static constexpr Entry kTypes[] = {
-      {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
-      {"txt", "text/plain; charset=utf-8"}, {"css", "text/css"},
-      {"js", "text/javascript"},            {"json", "application/json"},
-      {"xml", "application/xml"},           {"png", "image/png"},
-      {"jpg", "image/jpeg"},                {"jpeg", "image/jpeg"},
-      {"gif", "image/gif"},                 {"svg", "image/svg+xml"},
-      {"pdf", "application/pdf"},           {"wasm", "application/wasm"},
-  };
-  for (auto& e : kTypes)
-    if (e.ext == ext) return e.type;
-  return "application/octet-stream";
-}
-
 }  // namespace
 
 Site::Site(std::string root, std::uint64_t body_limit) {
@@ -89,127 +67,57 @@ Site::Site(std::string root, std::uint64_t body_limit) {
 }
 
 bool Site::valid(std::string& error) const {
-  std::string probe = root_ + "/.";
   std::uint64_t size = 0;
-  pp::Handle h = pp::open_file_for_send(probe, size, error);
-  // A directory opens but is not a regular file: exactly what we want here.
-  if (h != pp::invalid_handle) {
-    pp::close_handle(h);
-    error = fmt::format("--root '{}' is not a folder", root_);
-    return false;
-  }
-  if (error.find("not a regular file") != std::string::npos) {
+  int code = 0;
+  pp::Handle h = pp::open_file_for_send(root_ + "/.", size, error, &code);
+  if (h != pp::invalid_handle) pp::close_handle(h);
+  // A folder opens but is not a regular file: exactly what --root must be.
+  if (code == -EISDIR) {
     error.clear();
     return true;
   }
-  error = fmt::format("--root: {}", error);
+  error = fmt::format("--root '{}' is not a usable folder{}{}", root_, error.empty() ? "" : ": ",
+                      error);
   return false;
 }
 
 HttpConnection::HttpConnection(pp::Loop& loop, pp::Handle sock, pp::ConnectionSet& owner,
                                const Site& site)
-    : Connection(loop, sock, owner), site_(site), parser_(site.parser_options()) {}
-
-void HttpConnection::on_data(std::span<const std::byte> data) {
-  std::string_view chunk(reinterpret_cast<const char*>(data.data()), data.size());
-  // Parse straight from the engine's buffer; copy only an unfinished request.
-  bool buffered = !pending_.empty();
-  if (buffered) pending_.append(chunk);
-  std::string_view input = buffered ? std::string_view(pending_) : chunk;
-  std::size_t pos = 0;
-  while (pos < input.size() && !closing()) {
-    http::ParseResult r = parser_.parse(input.substr(pos), request_);
-    if (r.status == http::ParseStatus::incomplete) break;
-    if (r.status == http::ParseStatus::error) {
-      http::append_error_response(out().tail_buffer(), r.error_status, /*close=*/true);
-      pos = input.size();
-      close_after_send();
-      break;
-    }
-    respond(request_, r.close_after);
-    pos += r.consumed;
-    if (r.close_after) close_after_send();
-  }
-  if (buffered)
-    pending_.erase(0, pos);
-  else if (pos < input.size() && !closing())
-    pending_.assign(input.substr(pos));
-  flush();
-}
+    : pp::http::HttpConnection(loop, sock, owner, site.parser_options()), site_(site) {}
 
 void HttpConnection::respond(const http::Request& request, bool close) {
-  std::string& out = this->out().tail_buffer();
-  if (request.path == "/plaintext") {
+  if (request.path == "/plaintext" || request.path == "/json") {
+    bool plain = request.path == "/plaintext";
     http::ResponseHead head;
-    head.content_type = "text/plain";
+    head.content_type = plain ? "text/plain" : "application/json";
     head.connection = http::connection_for(request, close);
-    http::append_response(out, head, kHello);
-  } else if (request.path == "/json") {
-    http::ResponseHead head;
-    head.content_type = "application/json";
-    head.connection = http::connection_for(request, close);
-    http::append_response(out, head, kJson);
+    http::append_response(out().tail_buffer(), head, plain ? kHello : kJson);
   } else {
     respond_static(request, close);
   }
 }
 
 void HttpConnection::respond_static(const http::Request& request, bool close) {
-  std::string& out = this->out().tail_buffer();
-  bool head_only = request.method == "HEAD";
-  if (request.method != "GET" && !head_only) {
+  std::string& buf = out().tail_buffer();
+  if (request.method != "GET" && request.method != "HEAD") {
     http::Header allow[] = {{"Allow", "GET, HEAD"}};
     http::ResponseHead head;
     head.status = 405;
     head.content_type = "text/plain";
     head.connection = http::connection_for(request, close);
     head.extra = allow;
-    http::append_response(out, head, "405 Method Not Allowed\n");
+    http::append_response(buf, head, "405 Method Not Allowed\n");
     return;
   }
   std::string path;
   if (int status = map_path(request.path, site_.root(), path)) {
-    http::append_error_response(out, status, close);
+    http::append_error_response(buf, status, close);
     return;
   }
-  std::uint64_t size = 0;
   std::string error;
-  pp::Handle file = pp::open_file_for_send(path, size, error);
-  if (file == pp::invalid_handle) {
-    http::append_error_response(out, 404, close);
-    return;
-  }
-  http::ByteRange range = http::parse_range(request.header("Range"), size);
-  if (range.outcome == http::RangeOutcome::unsatisfiable) {
-    pp::close_handle(file);
-    http::append_range_not_satisfiable(out, size, close);
-    return;
-  }
-  http::ResponseHead head;
-  head.content_type = content_type_for(path);
-  head.connection = http::connection_for(request, close);
-  std::string content_range;
-  http::Header extra[2] = {{"Accept-Ranges", "bytes"}, {}};
-  std::uint64_t offset = 0, length = size;
-  if (range.outcome == http::RangeOutcome::partial) {
-    head.status = 206;
-    content_range = http::content_range(range, size);
-    extra[1] = {"Content-Range", content_range};
-    head.extra = std::span<const http::Header>(extra, 2);
-    offset = range.offset;
-    length = range.length;
-  } else {
-    head.extra = std::span<const http::Header>(extra, 1);
-  }
-  head.content_length = length;
-  http::append_response_head(out, head);
-  if (head_only) {
-    pp::close_handle(file);
-    return;
-  }
-  // The file's bytes go from the page cache to the socket; the queue keeps them in
-  // order behind the head just written.
-  this->out().append_file(file, offset, length, /*owned=*/true);
+  int code = 0;
+  if (!http::queue_file_response(out(), request, path, {}, close, error, code))
+    http::append_error_response(out().tail_buffer(), 404, close);
 }
 
 }  // namespace httpd

@@ -3,8 +3,7 @@
 
 #include <string>
 
-#include "core/connection.h"
-#include "core/http/parser.h"
+#include "core/http/http_connection.h"
 
 namespace httpd {
 
@@ -25,24 +24,18 @@ class Site {
   pp::http::ParserOptions parser_options_;
 };
 
-/// Parses pipelined requests as they arrive and queues one response per request,
-/// in order; everything produced from one read leaves in one send.
-class HttpConnection final : public pp::Connection {
+/// Routes: /plaintext and /json (TechEmpower's rules), anything else a file below
+/// the site's root.
+class HttpConnection final : public pp::http::HttpConnection {
  public:
   HttpConnection(pp::Loop& loop, pp::Handle sock, pp::ConnectionSet& owner, const Site& site);
 
  protected:
-  void on_data(std::span<const std::byte> data) override;
+  void respond(const pp::http::Request& request, bool close) override;
 
  private:
-  /// Answers one complete request; `close` when the connection ends after it.
-  void respond(const pp::http::Request& request, bool close);
   void respond_static(const pp::http::Request& request, bool close);
-
   const Site& site_;
-  pp::http::RequestParser parser_;
-  pp::http::Request request_;
-  std::string pending_;  // the unparsed start of a request split across reads
 };
 
 }  // namespace httpd

@@ -101,14 +101,17 @@ void close_handle(Handle h) {
   if (h >= 0) ::close(static_cast<int>(h));
 }
 
-Handle open_file_for_send(const std::string& path, std::uint64_t& size, std::string& error) {
+Handle open_file_for_send(const std::string& path, std::uint64_t& size, std::string& error,
+                          int* error_code) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
+    if (error_code) *error_code = -errno;
     error = fmt::format("cannot open '{}': {}", path, std::strerror(errno));
     return invalid_handle;
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (error_code) *error_code = -EISDIR;
     error = fmt::format("'{}' is not a regular file", path);
     ::close(fd);
     return invalid_handle;

@@ -1,0 +1,32 @@
+// core/http/http_connection.h -- an HTTP/1.1 server connection: parses pipelined
+// requests as they arrive and asks the derived class for one response each.
+#pragma once
+
+#include <string>
+
+#include "core/connection.h"
+#include "core/http/parser.h"
+
+namespace pp::http {
+
+/// The request loop every HTTP server on the engine shares. Derive and implement
+/// `respond`; everything produced from one read leaves in one send, in order.
+/// Parse errors are answered (400/413/414/431/501/505) and close the connection.
+class HttpConnection : public Connection {
+ public:
+  HttpConnection(Loop& loop, Handle sock, ConnectionSet& owner, const ParserOptions& options);
+
+ protected:
+  /// Answer one complete request by appending to `out()`; `close` says the
+  /// connection ends after it (send "Connection: close"). `request`'s views are
+  /// valid only during the call.
+  virtual void respond(const Request& request, bool close) = 0;
+  void on_data(std::span<const std::byte> data) final;
+
+ private:
+  RequestParser parser_;
+  Request request_;
+  std::string pending_;  // the unparsed start of a request split across reads
+};
+
+}  // namespace pp::http

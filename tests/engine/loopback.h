@@ -1,0 +1,243 @@
+// tests/engine/loopback.h -- helpers for engine tests on loopback TCP, shared by every
+// backend's tests: a recording operation (Probe), a bounded run-until, test-side sockets.
+//
+// Everything here is bounded in time: a test that waits uses run_until, which gives up at a
+// deadline (and the RUN_UNTIL macro turns that into a failure) instead of hanging.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/loop.h"
+#include "core/net.h"
+
+namespace pp::test {
+
+using namespace std::chrono_literals;
+
+/// True while a test is inside Loop::submit: a callback that sees it set ran inside submit,
+/// which the contract forbids.
+inline bool in_submit = false;
+
+/// Submits through here so that callbacks can check they never run inside submit().
+inline void submit(Loop& loop, Operation& op) {
+  in_submit = true;
+  loop.submit(op);
+  in_submit = false;
+}
+
+/// An operation that records every completion it gets. Prepare `op` with Probe::on_complete
+/// and the probe itself as context: `p.op.prep_recv(fd, true, Probe::on_complete, &p)`.
+struct Probe {
+  Operation op;
+  std::vector<std::int64_t> results;
+  std::vector<bool> mores;
+  std::string bytes;  // recv: every completion's data, concatenated
+  int finals = 0;     // completions with more == false (must end up exactly 1)
+  bool ran_in_submit = false;
+  bool data_mismatch = false;  // a recv completion whose data size differs from its result
+
+  bool done() const { return finals > 0; }
+  std::int64_t last() const { return results.empty() ? INT64_MIN : results.back(); }
+  bool last_more() const { return !mores.empty() && mores.back(); }
+
+  static void on_complete(Operation& op, const Completion& c) {
+    auto* p = static_cast<Probe*>(op.user);
+    if (in_submit) p->ran_in_submit = true;
+    p->results.push_back(c.result);
+    p->mores.push_back(c.more);
+    if (op.code == OpCode::recv) {
+      if (c.result > 0 && c.data.size() != static_cast<std::size_t>(c.result))
+        p->data_mismatch = true;
+      if (c.result > 0)
+        p->bytes.append(reinterpret_cast<const char*>(c.data.data()), c.data.size());
+    }
+    if (!c.more) ++p->finals;
+  }
+};
+
+/// Runs `loop` until `pred()` holds or `limit` passes; false on timeout. `pred` may do
+/// test-side work each turn (drain a client socket, write more).
+template <class Pred>
+bool run_until(Loop& loop, Pred&& pred, std::chrono::milliseconds limit = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    loop.run_once(1ms);
+  }
+  return true;
+}
+
+/// Fails the test (instead of hanging) when `cond` does not come true within 10 s.
+#define PP_RUN_UNTIL(loop, cond)                                         \
+  REQUIRE_MESSAGE(::pp::test::run_until((loop), [&] { return (cond); }), \
+                  "timed out waiting for: " #cond)
+
+/// Runs `loop` for about `d`, for checks that something does NOT happen.
+inline void run_for(Loop& loop, std::chrono::milliseconds d) {
+  auto until = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < until) loop.run_once(1ms);
+}
+
+/// An owned fd, closed on destruction.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  /// Gives up ownership (e.g. after handing the fd to a close operation).
+  int release() { return std::exchange(fd_, -1); }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+/// A listening socket on 127.0.0.1, on a free port.
+struct Listener {
+  Fd fd;
+  std::uint16_t port = 0;
+  Listener() {
+    std::string err;
+    fd = Fd(static_cast<int>(listen_tcp("127.0.0.1", 0, false, 4096, err)));
+    REQUIRE_MESSAGE(fd.get() >= 0, err);
+    port = local_port(fd.get());
+  }
+  Endpoint endpoint() const {
+    Endpoint ep;
+    std::string err;
+    REQUIRE_MESSAGE(resolve_endpoint("127.0.0.1", port, ep, err), err);
+    return ep;
+  }
+};
+
+/// A blocking client socket connected to 127.0.0.1:`port` (loopback connects complete from
+/// the listener's backlog, without the listener's loop running).
+inline Fd connect_client(std::uint16_t port) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(fd.get() >= 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE_MESSAGE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0,
+                  std::strerror(errno));
+  return fd;
+}
+
+/// A connected loopback pair: `client` blocking (the test's side), `server` non-blocking
+/// (handed to the engine).
+struct TcpPair {
+  Fd client;
+  Fd server;
+};
+inline TcpPair tcp_pair(Listener& l) {
+  TcpPair p;
+  p.client = connect_client(l.port);
+  p.server = Fd(::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  REQUIRE_MESSAGE(p.server.get() >= 0, std::strerror(errno));
+  return p;
+}
+
+/// Appends whatever `fd` has ready to `out` without blocking. Returns false on EOF/error.
+inline bool read_available(int fd, std::string& out) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n < 0 && errno == EINTR) continue;
+    return false;
+  }
+}
+
+/// Writes as much of `data` from `pos` as `fd` takes now, without blocking; advances `pos`.
+inline void write_available(int fd, const std::string& data, std::size_t& pos) {
+  while (pos < data.size()) {
+    ssize_t n = ::send(fd, data.data() + pos, data.size() - pos, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0) return;
+    pos += static_cast<std::size_t>(n);
+  }
+}
+
+/// Writes all of `s` (blocking); for small messages the socket buffer always takes.
+inline void write_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    REQUIRE_MESSAGE(n > 0, std::strerror(errno));
+    s.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+inline void set_buffer_sizes(int fd, int sndbuf, int rcvbuf) {
+  if (sndbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+}
+
+/// Closes `fd` with SO_LINGER 0, so the peer gets a reset instead of a FIN.
+inline void close_with_reset(Fd& fd) {
+  linger lg{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  fd.reset();
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so byte-exact checks catch reordering.
+inline std::string pattern(std::size_t n, std::uint32_t seed = 0x9e3779b9u) {
+  std::string s(n, '\0');
+  std::uint32_t x = seed ? seed : 1;
+  for (auto& c : s) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c = static_cast<char>(x);
+  }
+  return s;
+}
+
+/// Opens a fresh loop on each backend this host can run and calls `body(loop, name)` with
+/// the backend's name in every failure message.
+template <class Body>
+void for_each_backend(Body&& body) {
+  auto kinds = available_backends();
+  REQUIRE_MESSAGE(!kinds.empty(), "no backend available on this host");
+  for (BackendKind kind : kinds) {
+    std::string name(to_string(kind));
+    INFO("backend: " << name);
+    auto opened = open_loop(kind);
+    REQUIRE_MESSAGE(opened.loop, opened.error);
+    CHECK(opened.loop->backend_name() == name);
+    body(*opened.loop, name);
+  }
+}
+
+}  // namespace pp::test

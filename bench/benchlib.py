@@ -120,8 +120,11 @@ def wrk(name: str, pid: int, url: str, connections: int, seconds: int, threads: 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = (sum(int(x) for x in errs.groups()) if errs else 0) + (
         int(non2xx.group(1)) if non2xx else 0)
-    return Result(name, rps, _to_us(p50.group(1)) if p50 else float("nan"),
-                  _to_us(p99.group(1)) if p99 else float("nan"),
+    p50_us = _to_us(p50.group(1)) if p50 else float("nan")
+    p99_us = _to_us(p99.group(1)) if p99 else float("nan")
+    if p99_us < p50_us:  # wrk 4.1 sometimes prints "99% 0.00us" with pipelining: unknown
+        p99_us = float("nan")
+    return Result(name, rps, p50_us, p99_us,
                   used / 1e3 / nreq if nreq else float("nan"), errors)
 
 
@@ -178,12 +181,15 @@ class Command:
 
 
 def table(rows: list[tuple[str, Result]], anchor: Result) -> str:
+    def ratio(a: float, b: float) -> float:
+        return a / b if b and b == b else float("nan")
+
     lines = [f"{'server':<34}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}{'cpu us/req':>11}"
              f"{'x rps':>7}{'x cpu':>7}{'x p99':>7}{'err':>5}"]
     for label, r in rows:
         lines.append(
             f"{label:<34}{r.rps:>11.0f}{r.p50_us:>9.0f}{r.p99_us:>9.0f}"
-            f"{r.cpu_us_per_req:>11.2f}{r.rps / anchor.rps if anchor.rps else 0:>7.2f}"
-            f"{r.cpu_us_per_req / anchor.cpu_us_per_req:>7.2f}"
-            f"{r.p99_us / anchor.p99_us:>7.2f}{r.errors:>5}")
+            f"{r.cpu_us_per_req:>11.2f}{ratio(r.rps, anchor.rps):>7.2f}"
+            f"{ratio(r.cpu_us_per_req, anchor.cpu_us_per_req):>7.2f}"
+            f"{ratio(r.p99_us, anchor.p99_us):>7.2f}{r.errors:>5}")
     return "\n".join(lines)

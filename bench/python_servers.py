@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""pyparallel's http11 plaintext (examples/tefb.py) vs the Python servers users compare
+it with, and nginx; then a CPU-bound handler on pyparallel at 1 vs 2 workers. One run,
+same wrk settings for every server.
+
+    ./pp bench python_servers.py [--seconds 10] [--connections 8] [--pp-workers 1]
+                                 [--cpu-ms 1.0] [--only NAME,...]
+
+Servers (each on a fresh free port, one at a time):
+  uvloop+httptools  bench/servers/uvloop_httptools.py on /usr/bin/python3 (the anchor)
+  pyparallel        build/interpreter/pyparallel --workers W examples/tefb.py
+  aiohttp           bench/servers/aiohttp_server.py on /usr/bin/python3 (asyncio loop)
+  nginx             benchlib.Nginx, 1 worker, `return 200 "Hello, World!"`
+Scenarios: wrk -t1 -c C without pipelining, and with 16-deep pipelining (wrk Lua).
+Printed per server: req/s, p50, p99, the server's CPU time per request (all threads, from
+/proc) and each as a ratio to uvloop+httptools. On a 2-core machine wrk shares the cores,
+so without pipelining every server meets the same kernel ceiling and CPU per request is
+the fair figure. CPU-bound: GET /cpu on bench/servers/pp_cpu.py (about --cpu-ms of pure
+Python per request) at 1 and 2 workers; the ratio is the scaling.
+Targets (issue 4): cpu/req <= uvloop+httptools's without pipelining; pipelined req/s
+>= 1.5x; p99 no worse; CPU-bound 2-worker/1-worker >= 1.8x.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from benchlib import BUILD, ROOT, Command, Nginx, Result, free_port, table, wrk
+
+PYTHON = "/usr/bin/python3"  # Debian's, which has python3-uvloop/-httptools/-aiohttp
+SERVERS = ROOT / "bench" / "servers"
+PYPARALLEL = BUILD / "interpreter" / "pyparallel"
+
+
+def pyparallel_ready() -> str:
+    """'' when the pyparallel host has a working `parallel` module, else why not."""
+    if not PYPARALLEL.is_file():
+        return f"{PYPARALLEL} not built"
+    out = subprocess.run([str(PYPARALLEL), "-c", "import parallel; parallel.server; "
+                          "parallel.register; parallel.run"], capture_output=True, text=True,
+                         timeout=60)
+    if out.returncode:
+        return "the parallel module has no server API yet: " + out.stderr.strip()[-200:]
+    return ""
+
+
+def start(name: str, port: int, workers: int):
+    """A started server object with .proc and .stop()."""
+    if name == "uvloop+httptools":
+        return Command([PYTHON, str(SERVERS / "uvloop_httptools.py"), "--port", str(port)], port)
+    if name == "aiohttp":
+        return Command([PYTHON, str(SERVERS / "aiohttp_server.py"), "--port", str(port)], port)
+    if name == "nginx":
+        return Nginx(1, port)
+    if name.startswith("pyparallel"):
+        return Command([str(PYPARALLEL), "--workers", str(workers), str(ROOT / "examples" /
+                        "tefb.py"), "--host", "127.0.0.1", "--port", str(port)], port)
+    raise ValueError(name)
+
+
+def measure(name: str, workers: int, conns: int, seconds: int, depth: int,
+            path: str = "/plaintext") -> Result:
+    port = free_port()
+    srv = start(name, port, workers)
+    try:
+        return wrk(name, srv.proc.pid, f"http://127.0.0.1:{port}{path}", conns, seconds,
+                   pipeline=depth, path=path)
+    finally:
+        srv.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--pipeline", type=int, default=16)
+    ap.add_argument("--pp-workers", default="1",
+                    help="pyparallel worker counts for the plaintext runs (e.g. 1,2)")
+    ap.add_argument("--cpu-ms", type=float, default=1.0)
+    ap.add_argument("--only", default="",
+                    help="comma-separated subset of: uvloop,pyparallel,aiohttp,nginx,cpu")
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+
+    def wanted(key: str) -> bool:
+        return not only or key in only
+
+    why_not = pyparallel_ready()
+    if why_not:
+        print(f"pyparallel skipped: {why_not}", flush=True)
+
+    names: list[tuple[str, str, int]] = [("uvloop", "uvloop+httptools", 1)]
+    if not why_not and wanted("pyparallel"):
+        names += [("pyparallel", f"pyparallel ({w} worker{'s' if w > 1 else ''})", w)
+                  for w in map(int, args.pp_workers.split(","))]
+    names += [("aiohttp", "aiohttp", 1), ("nginx", "nginx", 1)]
+
+    for label, depth in (("no pipelining", 0), (f"pipeline {args.pipeline}", args.pipeline)):
+        if only and not only & {"uvloop", "pyparallel", "aiohttp", "nginx"}:
+            break
+        rows = []
+        for key, name, workers in names:
+            if key != "uvloop" and not wanted(key):
+                continue
+            rows.append((name, measure(name, workers, args.connections, args.seconds, depth)))
+        anchor = rows[0][1]
+        print(f"\n## plaintext, {args.connections} connections, {label} "
+              f"(wrk -t1, {args.seconds}s; ratios against uvloop+httptools)")
+        print(table(rows, anchor), flush=True)
+
+    if wanted("cpu") and not why_not:
+        rows = []
+        for workers in (1, 2):
+            port = free_port()
+            srv = Command([str(PYPARALLEL), "--workers", str(workers),
+                           str(SERVERS / "pp_cpu.py"), "--port", str(port), "--ms",
+                           str(args.cpu_ms)], port)
+            try:
+                rows.append((f"pyparallel cpu, {workers} worker{'s' if workers > 1 else ''}",
+                             wrk("cpu", srv.proc.pid, f"http://127.0.0.1:{port}/cpu",
+                                 args.connections, args.seconds, path="/cpu")))
+            finally:
+                srv.stop()
+        print(f"\n## CPU-bound handler (~{args.cpu_ms} ms pure Python), {args.connections} "
+              f"connections (wrk -t1, {args.seconds}s; ratios against 1 worker)")
+        print(table(rows, rows[0][1]))
+        print(f"scaling 2 workers / 1 worker: {rows[1][1].rps / rows[0][1].rps:.2f}x",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

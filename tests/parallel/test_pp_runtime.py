@@ -227,14 +227,15 @@ def test_cpu_bound_handlers_run_in_parallel():
     srv = ServerProcess(HTTP, "--spin-seconds", "0.3", workers=2)
     try:
         attempts = []
-        for _ in range(3):  # the machine is shared: take the best of three
+        for _ in range(5):  # the machine is shared: one clear attempt in five suffices
             results = spin_pair(srv)
             assert all(r["parallel"] is True for r in results), results
             assert results[0]["thread"] != results[1]["thread"]
             span, overlap, cpu = measure(results)
             attempts.append((span, overlap, cpu))
-            # Parallel: both ran at once, so the CPU time spent exceeds the wall time.
-            if overlap > 0.5 * min(r["end"] - r["start"] for r in results) and span < 0.75 * cpu:
+            # Parallel: both ran at once, so the CPU time both spent exceeds the wall time
+            # from the first start to the last end (impossible when they take turns).
+            if overlap > 0.5 * min(r["end"] - r["start"] for r in results) and span < 0.85 * cpu:
                 break
         else:
             pytest.fail("handlers did not overlap: (span, overlap, cpu) per attempt = "

@@ -476,6 +476,76 @@ TEST_CASE("io_uring: sendfile of a multi-MB file, whole and by offset/length") {
   }
 }
 
+TEST_CASE("io_uring: send, sendfile and send queued on one socket arrive in submit order") {
+  auto loop = open_uring();
+  if (!loop) return;
+  TempFile file((3u << 20) + 11);
+  Pair pair;
+  int small = 4096;
+  ::setsockopt(pair.server, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  // The stream is pattern(0 .. total): a header slice, the file's middle, a trailer slice.
+  const std::uint64_t head = 300'000, body = 2u << 20;
+  std::vector<std::byte> bytes(file.size);
+  for (std::uint64_t i = 0; i < file.size; ++i) bytes[i] = pattern(i);
+  pp::IoSlice header{bytes.data(), head};
+  pp::IoSlice trailer{bytes.data() + head + body, 500'000};
+  const std::uint64_t total = head + body + trailer.size;
+  std::uint64_t read_ok = 0;
+  std::thread reader([&] { read_ok = slow_read(pair.client, total, 0); });
+  OneShot a, b, c;
+  Operation sa, sb, sc;
+  sa.prep_send(pair.server, {&header, 1}, on_one_shot, &a);
+  sb.prep_sendfile(pair.server, file.fd, head, body, on_one_shot, &b);
+  sc.prep_send(pair.server, {&trailer, 1}, on_one_shot, &c);
+  loop->submit(sa);
+  loop->submit(sb);
+  loop->submit(sc);
+  CHECK(run_until(
+      *loop, [&] { return a.done && b.done && c.done; }, 60s));
+  reader.join();
+  CHECK(a.result == static_cast<std::int64_t>(head));
+  CHECK(b.result == static_cast<std::int64_t>(body));
+  CHECK(c.result == static_cast<std::int64_t>(trailer.size));
+  CHECK(read_ok == total);
+}
+
+TEST_CASE("io_uring: close ends the handle's pending recv and queued sends with ECANCELED") {
+  auto loop = open_uring();
+  if (!loop) return;
+  Pair pair;
+  int small = 4096;
+  ::setsockopt(pair.server, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  RecvState rs;
+  Operation recv;
+  recv.prep_recv(pair.server, true, on_recv_stream, &rs);
+  loop->submit(recv);
+  // The first send fills the socket (nobody reads), the others queue behind it.
+  std::vector<std::byte> big(4u << 20);
+  pp::IoSlice slice{big.data(), big.size()};
+  OneShot s1, s2, s3;
+  Operation o1, o2, o3;
+  o1.prep_send(pair.server, {&slice, 1}, on_one_shot, &s1);
+  o2.prep_send(pair.server, {&slice, 1}, on_one_shot, &s2);
+  o3.prep_send(pair.server, {&slice, 1}, on_one_shot, &s3);
+  loop->submit(o1);
+  loop->submit(o2);
+  loop->submit(o3);
+  for (int i = 0; i < 5; ++i) loop->run_once(1ms);
+  CHECK_FALSE(s1.done);
+  OneShot closed;
+  Operation close;
+  close.prep_close(pair.server, on_one_shot, &closed);
+  pair.server = -1;
+  loop->submit(close);
+  CHECK(run_until(*loop,
+                  [&] { return rs.finished && s1.done && s2.done && s3.done && closed.done; }));
+  CHECK(closed.result == 0);
+  CHECK(rs.final_result == -ECANCELED);
+  CHECK(s1.result == -ECANCELED);
+  CHECK(s2.result == -ECANCELED);
+  CHECK(s3.result == -ECANCELED);
+}
+
 // ---------------------------------------------------------------------------------------
 
 TEST_CASE("io_uring: a vanished peer gives errors, never SIGPIPE") {

@@ -130,9 +130,11 @@ void Connection::maybe_finish() {
   delete this;
 }
 
-ConnectionSet::~ConnectionSet() {
-  // Only reached with live connections when a worker is torn down without a
-  // drain (start-up failure): nothing is in flight any more, so delete outright.
+ConnectionSet::~ConnectionSet() { drop_all(); }
+
+void ConnectionSet::drop_all() {
+  // Reached with live connections only when a worker is torn down without a full
+  // drain (start-up failure, drain deadline): nothing is in flight any more.
   while (head_) {
     Connection* c = head_;
     remove(c);

@@ -100,6 +100,9 @@ class ConnectionSet {
   std::size_t size() const { return size_; }
   /// Graceful shutdown: every connection finishes its in-flight sends, then closes.
   void close_all();
+  /// Deletes every connection at once, without callbacks. Only when nothing is in
+  /// flight any more (the loop has stopped): a worker's last act.
+  void drop_all();
 
  private:
   friend class Connection;

@@ -62,20 +62,26 @@ void WorkerPool::run_worker(Worker& w, const Setup& setup) {
   w.loop_ = std::move(opened.loop);
   if (w.index_ == 0) backend_reason_ = opened.reason;
   if (setup && !setup(w, err)) {
+    if (config_.on_thread_exit) config_.on_thread_exit(w);
     report(fmt::format("worker {}: {}", w.index_, err));
     return;
   }
+  if (config_.after_batch) config_.after_batch(w);
   report({});
 
   using clock = std::chrono::steady_clock;
-  while (!w.stopping_) w.loop_->run_once(std::chrono::nanoseconds(-1));
+  auto batch = [&](std::chrono::nanoseconds wait) {
+    w.loop_->run_once(wait);
+    if (config_.after_batch) config_.after_batch(w);
+  };
+  while (!w.stopping_) batch(std::chrono::nanoseconds(-1));
   // Draining: keep completing in-flight sends until idle or out of time. Waits are
   // short so the deadline is noticed even when nothing completes.
   auto deadline = clock::now() + config_.drain_timeout;
-  while (w.busy_ && w.busy_() && clock::now() < deadline)
-    w.loop_->run_once(std::chrono::milliseconds(20));
+  while (w.busy_ && w.busy_() && clock::now() < deadline) batch(std::chrono::milliseconds(20));
   // Let cancellations and closes issued by the hooks complete.
-  for (int i = 0; i < 3; ++i) w.loop_->run_once(std::chrono::nanoseconds(0));
+  for (int i = 0; i < 3; ++i) batch(std::chrono::nanoseconds(0));
+  if (config_.on_thread_exit) config_.on_thread_exit(w);
 }
 
 void WorkerPool::stop() {

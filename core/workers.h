@@ -59,6 +59,12 @@ struct WorkerPoolConfig {
   /// buffers are allocated where the thread runs: pin the thread and bind its
   /// memory here (numa::bind_current_thread). Returning false stops start-up.
   std::function<bool(unsigned index, const WorkerSlot& slot, std::string& error)> on_thread_start;
+  /// Runs on the worker's thread after every `Loop::run_once` batch, before it
+  /// waits in the kernel again: the interpreter detaches its thread state here.
+  std::function<void(Worker&)> after_batch;
+  /// Runs last on each worker thread (after draining), also for a worker whose
+  /// set-up failed: release per-thread resources here.
+  std::function<void(Worker&)> on_thread_exit;
   /// How long stopping workers wait for in-flight work before they close anyway.
   std::chrono::milliseconds drain_timeout{5000};
 };

@@ -5,6 +5,7 @@
 // pp::runtime_options() (interpreter/runtime_options.h).
 #include "interpreter/parallel_module.h"
 
+#include "interpreter/parallel/runtime.h"
 #include "interpreter/runtime_options.h"
 
 namespace pp {
@@ -87,14 +88,16 @@ PyMethodDef parallel_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-int parallel_exec(PyObject* /*module*/) {
+int parallel_exec(PyObject* module) {
   // Extension mode: malformed PYPARALLEL_* variables fail the import with the reason, as
   // the host would have refused to start.
   if (const std::string& error = pp::runtime_options_error(); !error.empty()) {
     PyErr_Format(PyExc_ValueError, "parallel: %s", error.c_str());
     return -1;
   }
-  return 0;
+  // The runtime: server/register/run, protocol callbacks on the workers (parallel/).
+  if (PyModule_AddFunctions(module, pp::py::runtime_methods) < 0) return -1;
+  return pp::py::init_runtime_api(module);
 }
 
 PyModuleDef_Slot parallel_slots[] = {

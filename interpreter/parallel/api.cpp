@@ -1,0 +1,263 @@
+// interpreter/parallel/api.cpp -- the module's public functions and its set-up:
+// run/stop/stats, work hand-off between threads, and type registration.
+#include <condition_variable>
+#include <mutex>
+
+#include "core/log.h"
+#include "interpreter/parallel/runtime.h"
+#include "interpreter/parallel_module.h"
+
+namespace pp::py {
+
+extern PyType_Spec transport_spec, server_spec, client_spec, response_spec, file_response_spec,
+    timer_spec;
+PyObject* fn_server(PyObject*, PyObject*, PyObject*);
+PyObject* fn_client(PyObject*, PyObject*, PyObject*);
+PyObject* fn_register(PyObject*, PyObject*, PyObject*);
+PyObject* fn_file(PyObject*, PyObject*, PyObject*);
+PyObject* fn_timer(PyObject*, PyObject*);
+
+Names& names() {
+  static Names n{};
+  return n;
+}
+
+namespace {
+
+PyObject* fn_run(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"workers", "backend", "numa_policy", nullptr};
+  PyObject *workers = Py_None, *backend = Py_None, *policy = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOO:run", const_cast<char**>(kw), &workers,
+                                   &backend, &policy))
+    return nullptr;
+  return run_runtime(workers, backend, policy);
+}
+
+PyObject* fn_stop(PyObject*, PyObject*) {
+  request_stop();
+  Py_RETURN_NONE;
+}
+
+PyObject* fn_stats(PyObject*, PyObject*) { return collect_stats(); }
+
+// Splits (func, *args) off a vectorcall-free METH_VARARGS tuple.
+bool split_call(PyObject* args, const char* what, Ref& func, Ref& rest) {
+  Py_ssize_t n = PyTuple_GET_SIZE(args);
+  if (n < 1 || !PyCallable_Check(PyTuple_GET_ITEM(args, 0))) {
+    PyErr_Format(PyExc_TypeError, "%s(func, *args): func must be callable", what);
+    return false;
+  }
+  func = Ref::borrow(PyTuple_GET_ITEM(args, 0));
+  rest = Ref(PyTuple_GetSlice(args, 1, n));
+  return static_cast<bool>(rest);
+}
+
+PyObject* fn_submit_work(PyObject*, PyObject* args, PyObject* kwargs) {
+  Ref func, rest, callback, errback;
+  if (!split_call(args, "submit_work", func, rest)) return nullptr;
+  if (kwargs) {
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(kwargs, &pos, &k, &v)) {
+      const char* name = PyUnicode_AsUTF8(k);
+      if (!name) return nullptr;
+      std::string_view n(name);
+      if (n == "callback")
+        callback = Ref::borrow(v == Py_None ? nullptr : v);
+      else if (n == "errback")
+        errback = Ref::borrow(v == Py_None ? nullptr : v);
+      else {
+        PyErr_Format(PyExc_TypeError, "submit_work() got an unexpected keyword argument '%s'",
+                     name);
+        return nullptr;
+      }
+    }
+  }
+  auto work = [func, rest, callback, errback]() mutable {
+    ensure_attached();
+    Ref result(PyObject_Call(func.get(), rest.get(), nullptr));
+    if (result) {
+      if (callback) {
+        Ref r(PyObject_CallOneArg(callback.get(), result.get()));
+        if (!r) log_exception("submit_work callback raised", fetch_exception());
+      }
+    } else {
+      Ref exc = fetch_exception();
+      if (errback) {
+        Ref r(PyObject_CallOneArg(errback.get(), exc.get()));
+        if (!r) log_exception("submit_work errback raised", fetch_exception());
+      } else {
+        log_exception("submit_work function raised", exc);
+      }
+    }
+    // The captured references go with this closure, still attached.
+    func = rest = callback = errback = Ref();
+  };
+  if (!post_to_runtime(std::move(work))) {
+    PyErr_SetString(names().parallel_error, "submit_work() needs a running runtime (run())");
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* fn_call_from_main_thread(PyObject*, PyObject* args) {
+  Ref func, rest;
+  if (!split_call(args, "call_from_main_thread", func, rest)) return nullptr;
+  if (!is_parallel_thread()) {  // already on the main thread (or no runtime)
+    Ref r(PyObject_Call(func.get(), rest.get(), nullptr));
+    if (!r) return nullptr;
+    Py_RETURN_NONE;
+  }
+  bool queued = post_to_main([func, rest]() mutable {
+    Ref r(PyObject_Call(func.get(), rest.get(), nullptr));
+    if (!r) log_exception("call_from_main_thread function raised", fetch_exception());
+    func = rest = Ref();
+  });
+  if (!queued) {
+    PyErr_SetString(names().parallel_error, "the runtime is not running");
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* fn_call_from_main_thread_and_wait(PyObject*, PyObject* args) {
+  Ref func, rest;
+  if (!split_call(args, "call_from_main_thread_and_wait", func, rest)) return nullptr;
+  if (!is_parallel_thread()) return PyObject_Call(func.get(), rest.get(), nullptr);
+  struct Slot {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    Ref result, exc;
+  };
+  auto slot = std::make_shared<Slot>();
+  bool queued = post_to_main([func, rest, slot]() mutable {
+    Ref r(PyObject_Call(func.get(), rest.get(), nullptr));
+    Ref e = r ? Ref() : fetch_exception();
+    func = rest = Ref();
+    std::lock_guard lock(slot->m);
+    slot->result = std::move(r);
+    slot->exc = std::move(e);
+    slot->done = true;
+    slot->cv.notify_all();
+  });
+  if (!queued) {
+    PyErr_SetString(names().parallel_error, "the runtime is not running");
+    return nullptr;
+  }
+  // Detached while waiting: the main thread needs to run Python (and, on a GIL build,
+  // to hold the GIL) to answer us.
+  Py_BEGIN_ALLOW_THREADS
+  std::unique_lock lock(slot->m);
+  slot->cv.wait(lock, [&] { return slot->done; });
+  Py_END_ALLOW_THREADS
+  if (slot->exc) {
+    restore_exception(slot->exc);
+    return nullptr;
+  }
+  return slot->result.release();
+}
+
+PyObject* fn_is_running(PyObject*, PyObject*) { return PyBool_FromLong(runtime_running()); }
+
+}  // namespace
+
+PyMethodDef runtime_methods[] = {
+    {"server", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_server)),
+     METH_VARARGS | METH_KEYWORDS,
+     "server(host, port, backlog=4096)\n--\n\nA listening endpoint; listens once run() starts."},
+    {"client", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_client)),
+     METH_VARARGS | METH_KEYWORDS,
+     "client(host, port)\n--\n\nAn outgoing connection; connects once run() starts."},
+    {"register", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_register)),
+     METH_VARARGS | METH_KEYWORDS,
+     "register(transport, protocol)\n--\n\nServe (or connect) `transport` with one instance of "
+     "the class `protocol` per connection."},
+    {"run", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_run)),
+     METH_VARARGS | METH_KEYWORDS,
+     "run(workers=None, backend=None, numa_policy=None)\n--\n\nServe until stop(), SIGINT or "
+     "SIGTERM. workers=0 runs every callback on this thread."},
+    {"stop", fn_stop, METH_NOARGS,
+     "stop()\n--\n\nMake run() return once in-flight sends finish. Any thread."},
+    {"stats", fn_stats, METH_NOARGS,
+     "stats()\n--\n\nConnections, requests and bytes, in total and per worker."},
+    {"is_running", fn_is_running, METH_NOARGS, "is_running()\n--\n\nTrue inside run()."},
+    {"submit_work", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_submit_work)),
+     METH_VARARGS | METH_KEYWORDS,
+     "submit_work(func, *args, callback=None, errback=None)\n--\n\nRun func(*args) on a worker; "
+     "pass its result to callback, or its exception to errback."},
+    {"call_from_main_thread", fn_call_from_main_thread, METH_VARARGS,
+     "call_from_main_thread(func, *args)\n--\n\nQueue func(*args) for the main thread."},
+    {"call_from_main_thread_and_wait", fn_call_from_main_thread_and_wait, METH_VARARGS,
+     "call_from_main_thread_and_wait(func, *args)\n--\n\nRun func(*args) on the main thread and "
+     "return its result (or raise its exception)."},
+    {"timer", fn_timer, METH_VARARGS,
+     "timer(duetime, period, func, *args)\n--\n\nCall func(*args) on a worker after duetime "
+     "seconds, then every period seconds (0: once)."},
+    {"file", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_file)),
+     METH_VARARGS | METH_KEYWORDS,
+     "file(path, content_type=None)\n--\n\nReturn from an http11 handler to send a file, "
+     "honouring Range."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+namespace {
+PyObject* intern(const char* s) { return PyUnicode_InternFromString(s); }
+
+bool add_type(PyObject* module, PyType_Spec* spec, PyTypeObject*& out) {
+  out = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(spec));
+  if (!out) return false;
+  const char* dot = std::strrchr(spec->name, '.');
+  return PyModule_AddObjectRef(module, dot ? dot + 1 : spec->name,
+                               reinterpret_cast<PyObject*>(out)) == 0;
+}
+}  // namespace
+
+int init_runtime_api(PyObject* module) {
+  Names& n = names();
+  if (!n.connection_made) {
+    n.connection_made = intern("connection_made");
+    n.data_received = intern("data_received");
+    n.send_complete = intern("send_complete");
+    n.connection_lost = intern("connection_lost");
+    n.exception_handler = intern("exception_handler");
+    n.initial_bytes_to_send = intern("initial_bytes_to_send");
+    n.http11 = intern("http11");
+    n.qualname = intern("__qualname__");
+    n.empty_bytes = PyBytes_FromStringAndSize("", 0);
+    if (!n.connection_made || !n.empty_bytes) return -1;
+    // JSON as TechEmpower expects it: compact separators, UTF-8 kept as is.
+    Ref json(PyImport_ImportModule("json"));
+    Ref functools(PyImport_ImportModule("functools"));
+    if (!json || !functools) return -1;
+    Ref dumps(PyObject_GetAttrString(json.get(), "dumps"));
+    Ref partial(PyObject_GetAttrString(functools.get(), "partial"));
+    Ref kwargs(Py_BuildValue("{s:(ss),s:O}", "separators", ",", ":", "ensure_ascii", Py_False));
+    Ref pargs(dumps ? PyTuple_Pack(1, dumps.get()) : nullptr);
+    if (!partial || !kwargs || !pargs) return -1;
+    n.json_dumps = PyObject_Call(partial.get(), pargs.get(), kwargs.get());
+    if (!n.json_dumps) return -1;
+    n.parallel_error = PyErr_NewExceptionWithDoc(
+        "parallel.ParallelError", "Base of every exception the parallel module raises.",
+        nullptr, nullptr);
+    if (!n.parallel_error) return -1;
+    n.transport_closed_error = PyErr_NewExceptionWithDoc(
+        "parallel.TransportClosedError", "The connection behind a transport is gone.",
+        n.parallel_error, nullptr);
+    if (!n.transport_closed_error) return -1;
+  }
+  if (PyModule_AddObjectRef(module, "ParallelError", n.parallel_error) < 0 ||
+      PyModule_AddObjectRef(module, "TransportClosedError", n.transport_closed_error) < 0)
+    return -1;
+  if (!add_type(module, &transport_spec, n.transport_type) ||
+      !add_type(module, &server_spec, n.server_type) ||
+      !add_type(module, &client_spec, n.client_type) ||
+      !add_type(module, &response_spec, n.response_type) ||
+      !add_type(module, &file_response_spec, n.file_response_type) ||
+      !add_type(module, &timer_spec, n.timer_type))
+    return -1;
+  if (PyModule_AddStringConstant(module, "__version__", "0.1.0") < 0) return -1;
+  return 0;
+}
+
+}  // namespace pp::py

@@ -1,0 +1,451 @@
+// interpreter/parallel/objects.cpp -- the module's small types (Server, Client,
+// Response, FileResponse, Timer) and the functions that make them.
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <new>
+
+#include "core/log.h"
+#include "interpreter/parallel/runtime.h"
+
+namespace pp::py {
+
+// ---- py_util.h --------------------------------------------------------------------
+
+void log_exception(std::string_view context, const Ref& exc) {
+  pp::log("{}", context);
+  if (!exc) return;
+#if PY_VERSION_HEX >= 0x030C0000
+  PyErr_DisplayException(exc.get());
+#else
+  Ref tb(PyException_GetTraceback(exc.get()));
+  PyErr_Display(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get(), tb.get());
+#endif
+}
+
+bool append_sendable(PyObject* value, std::string& out) {
+  if (PyBytes_Check(value)) {
+    out.append(PyBytes_AS_STRING(value), static_cast<std::size_t>(PyBytes_GET_SIZE(value)));
+    return true;
+  }
+  if (PyUnicode_Check(value)) {
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(value, &n);
+    if (!s) return false;
+    out.append(s, static_cast<std::size_t>(n));
+    return true;
+  }
+  if (PyObject_CheckBuffer(value)) {  // bytearray, memoryview, array, numpy ...
+    Py_buffer view;
+    if (PyObject_GetBuffer(value, &view, PyBUF_CONTIG_RO) < 0) return false;
+    out.append(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
+    PyBuffer_Release(&view);
+    return true;
+  }
+  PyErr_Format(PyExc_TypeError,
+               "a callback must return bytes, bytearray, memoryview, str or None, not %.200s",
+               Py_TYPE(value)->tp_name);
+  return false;
+}
+
+namespace {
+
+std::vector<Ref> registered;
+
+// ---- Server / Client --------------------------------------------------------------
+
+PyObject* endpoint_new(PyTypeObject* type, const char* host, int port, int backlog,
+                       bool is_client) {
+  auto* e = PyObject_New(EndpointObject, type);
+  if (!e) return nullptr;
+  e->host = new (std::nothrow) std::string(host);
+  new (&e->port) std::atomic<int>(port);
+  e->backlog = backlog;
+  e->is_client = is_client;
+  e->protocol = nullptr;
+  return reinterpret_cast<PyObject*>(e);
+}
+
+void endpoint_dealloc(PyObject* self) {
+  auto* e = reinterpret_cast<EndpointObject*>(self);
+  delete e->host;
+  // The ProtocolInfo may be in use by a running worker; endpoints live in
+  // `registered` for the process's lifetime, so this runs only at exit.
+  delete e->protocol;
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_Free(self);
+  Py_DECREF(type);
+}
+
+PyObject* endpoint_host(PyObject* self, void*) {
+  return PyUnicode_FromString(reinterpret_cast<EndpointObject*>(self)->host->c_str());
+}
+PyObject* endpoint_port(PyObject* self, void*) {
+  return PyLong_FromLong(reinterpret_cast<EndpointObject*>(self)->port.load());
+}
+PyObject* endpoint_repr(PyObject* self) {
+  auto* e = reinterpret_cast<EndpointObject*>(self);
+  return PyUnicode_FromFormat("<parallel.%s %s:%d>", e->is_client ? "Client" : "Server",
+                              e->host->c_str(), e->port.load());
+}
+
+PyGetSetDef endpoint_getset[] = {
+    {"host", endpoint_host, nullptr, "The host given.", nullptr},
+    {"port", endpoint_port, nullptr, "The port (the bound one once running).", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot server_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(endpoint_dealloc)},
+    {Py_tp_getset, endpoint_getset},
+    {Py_tp_repr, reinterpret_cast<void*>(endpoint_repr)},
+    {Py_tp_doc, const_cast<char*>("A listening endpoint made by parallel.server().")},
+    {0, nullptr},
+};
+PyType_Slot client_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(endpoint_dealloc)},
+    {Py_tp_getset, endpoint_getset},
+    {Py_tp_repr, reinterpret_cast<void*>(endpoint_repr)},
+    {Py_tp_doc, const_cast<char*>("An outgoing connection made by parallel.client().")},
+    {0, nullptr},
+};
+
+// ---- Response / FileResponse ------------------------------------------------------
+
+PyObject* response_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"body", "status", "headers", "content_type", nullptr};
+  PyObject* body = names().empty_bytes;
+  PyObject* headers = Py_None;
+  PyObject* content_type = Py_None;
+  int status = 200;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OiOO:Response", const_cast<char**>(kw), &body,
+                                   &status, &headers, &content_type))
+    return nullptr;
+  if (status < 100 || status > 999) {
+    PyErr_Format(PyExc_ValueError, "status must be a 3-digit HTTP status, not %d", status);
+    return nullptr;
+  }
+  if (headers != Py_None && !PyDict_Check(headers)) {
+    PyErr_SetString(PyExc_TypeError, "headers must be a dict or None");
+    return nullptr;
+  }
+  if (content_type != Py_None && !PyUnicode_Check(content_type)) {
+    PyErr_SetString(PyExc_TypeError, "content_type must be a str or None");
+    return nullptr;
+  }
+  auto* r = reinterpret_cast<ResponseObject*>(type->tp_alloc(type, 0));
+  if (!r) return nullptr;
+  r->body = Py_NewRef(body);
+  r->headers = Py_NewRef(headers);
+  r->content_type = Py_NewRef(content_type);
+  r->status = status;
+  return reinterpret_cast<PyObject*>(r);
+}
+
+void response_dealloc(PyObject* self) {
+  auto* r = reinterpret_cast<ResponseObject*>(self);
+  Py_CLEAR(r->body);
+  Py_CLEAR(r->headers);
+  Py_CLEAR(r->content_type);
+  PyTypeObject* type = Py_TYPE(self);
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+PyObject* response_status(PyObject* self, void*) {
+  return PyLong_FromLong(reinterpret_cast<ResponseObject*>(self)->status);
+}
+PyObject* response_body(PyObject* self, void*) {
+  return Py_NewRef(reinterpret_cast<ResponseObject*>(self)->body);
+}
+
+PyGetSetDef response_getset[] = {
+    {"status", response_status, nullptr, "The HTTP status.", nullptr},
+    {"body", response_body, nullptr, "The body as given.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot response_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(response_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(response_dealloc)},
+    {Py_tp_getset, response_getset},
+    {Py_tp_doc,
+     const_cast<char*>("Response(body=b'', status=200, headers=None, content_type=None)\n--\n\n"
+                       "An explicit HTTP response for http11 protocols.")},
+    {0, nullptr},
+};
+
+void file_response_dealloc(PyObject* self) {
+  auto* f = reinterpret_cast<FileResponseObject*>(self);
+  delete f->path;
+  delete f->content_type;
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_Free(self);
+  Py_DECREF(type);
+}
+
+PyType_Slot file_response_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(file_response_dealloc)},
+    {Py_tp_doc, const_cast<char*>("A file served with Range support; made by parallel.file().")},
+    {0, nullptr},
+};
+
+}  // namespace
+
+// ---- Timer --------------------------------------------------------------------------
+
+/// A timer's engine side. Shared by the Timer object (to cancel it) and the loop
+/// it runs on (which keeps it alive while armed through `self`).
+struct TimerState {
+  Operation op;
+  Operation cancel_op;
+  Ref func;
+  Ref args;
+  std::chrono::nanoseconds due{};
+  std::chrono::nanoseconds period{};
+  Loop* loop = nullptr;
+  bool armed = false;
+  std::atomic<bool> cancelled{false};
+  std::shared_ptr<TimerState> self;  // set while armed
+
+  static void fired(Operation& op, const Completion& c) {
+    auto* t = static_cast<TimerState*>(op.user);
+    std::shared_ptr<TimerState> keep = std::move(t->self);
+    t->armed = false;
+    if (c.result < 0 || t->cancelled) {
+      ensure_attached();  // `keep` may drop the last reference to Python objects
+      return;
+    }
+    ensure_attached();
+    Ref r(PyObject_Call(t->func.get(), t->args.get(), nullptr));
+    if (!r) log_exception("timer callback raised", fetch_exception());
+    if (t->period.count() > 0 && !t->cancelled) {
+      t->due = t->period;
+      arm_timer(keep, *t->loop);
+    }
+  }
+};
+
+void arm_timer(const std::shared_ptr<TimerState>& timer, Loop& loop) {
+  if (timer->cancelled) return;
+  timer->loop = &loop;
+  timer->self = timer;
+  timer->armed = true;
+  timer->op.prep_timeout(timer->due, &TimerState::fired, timer.get());
+  loop.submit(timer->op);
+}
+
+namespace {
+
+std::vector<std::shared_ptr<TimerState>> pending_timers;
+
+struct TimerObject {
+  PyObject_HEAD
+  std::shared_ptr<TimerState>* state;
+};
+
+PyObject* timer_cancel(PyObject* self, PyObject*) {
+  std::shared_ptr<TimerState> t = *reinterpret_cast<TimerObject*>(self)->state;
+  if (t->cancelled.exchange(true)) Py_RETURN_NONE;
+  // The loop owns the operation: cancel it from the loop's own thread.
+  if (t->loop) {
+    t->loop->post([t] {
+      ensure_attached();  // this lambda may hold the last reference to the timer's objects
+      if (!t->armed) return;
+      t->cancel_op.prep_cancel(&t->op, [](Operation&, const Completion&) {}, nullptr);
+      t->loop->submit(t->cancel_op);
+    });
+  }
+  Py_RETURN_NONE;
+}
+
+void timer_dealloc(PyObject* self) {
+  auto* t = reinterpret_cast<TimerObject*>(self);
+  delete t->state;
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_Free(self);
+  Py_DECREF(type);
+}
+
+PyMethodDef timer_methods[] = {
+    {"cancel", timer_cancel, METH_NOARGS, "cancel()\n--\n\nStop the timer."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot timer_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(timer_dealloc)},
+    {Py_tp_methods, timer_methods},
+    {Py_tp_doc, const_cast<char*>("A timer made by parallel.timer().")},
+    {0, nullptr},
+};
+
+}  // namespace
+
+PyType_Spec server_spec = {"parallel.Server", sizeof(EndpointObject), 0,
+                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, server_slots};
+PyType_Spec client_spec = {"parallel.Client", sizeof(EndpointObject), 0,
+                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, client_slots};
+PyType_Spec response_spec = {"parallel.Response", sizeof(ResponseObject), 0,
+                             Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, response_slots};
+PyType_Spec file_response_spec = {"parallel.FileResponse", sizeof(FileResponseObject), 0,
+                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                                  file_response_slots};
+PyType_Spec timer_spec = {"parallel.Timer", sizeof(TimerObject), 0,
+                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, timer_slots};
+
+std::vector<Ref>& endpoints() { return registered; }
+
+std::vector<std::shared_ptr<TimerState>> take_pending_timers() {
+  return std::exchange(pending_timers, {});
+}
+
+// ---- module functions ---------------------------------------------------------------
+
+PyObject* fn_server(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"host", "port", "backlog", nullptr};
+  const char* host;
+  int port, backlog = 4096;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|i:server", const_cast<char**>(kw), &host,
+                                   &port, &backlog))
+    return nullptr;
+  if (port < 0 || port > 65535) {
+    PyErr_Format(PyExc_ValueError, "port must be 0-65535, not %d", port);
+    return nullptr;
+  }
+  return endpoint_new(names().server_type, host, port, backlog, false);
+}
+
+PyObject* fn_client(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"host", "port", nullptr};
+  const char* host;
+  int port;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si:client", const_cast<char**>(kw), &host,
+                                   &port))
+    return nullptr;
+  if (port <= 0 || port > 65535) {
+    PyErr_Format(PyExc_ValueError, "port must be 1-65535, not %d", port);
+    return nullptr;
+  }
+  return endpoint_new(names().client_type, host, port, 0, true);
+}
+
+namespace {
+bool has_attr(PyObject* cls, PyObject* name) {
+  return PyObject_HasAttr(cls, name) == 1;
+}
+}  // namespace
+
+PyObject* fn_register(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"transport", "protocol", nullptr};
+  PyObject *transport, *protocol;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:register", const_cast<char**>(kw),
+                                   &transport, &protocol))
+    return nullptr;
+  if (!Py_IS_TYPE(transport, names().server_type) && !Py_IS_TYPE(transport, names().client_type)) {
+    PyErr_SetString(PyExc_TypeError, "transport must be made by parallel.server() or client()");
+    return nullptr;
+  }
+  if (!PyType_Check(protocol)) {
+    PyErr_SetString(PyExc_TypeError, "protocol must be a class (one instance per connection)");
+    return nullptr;
+  }
+  if (runtime_running()) {
+    PyErr_SetString(names().parallel_error, "register() must come before run()");
+    return nullptr;
+  }
+  auto* e = reinterpret_cast<EndpointObject*>(transport);
+  if (e->protocol) {
+    PyErr_Format(names().parallel_error, "%R already has a protocol", transport);
+    return nullptr;
+  }
+  auto info = std::make_unique<ProtocolInfo>();
+  info->cls = Ref::borrow(protocol);
+  Ref qual(PyObject_GetAttr(protocol, names().qualname));
+  const char* q = qual ? PyUnicode_AsUTF8(qual.get()) : nullptr;
+  info->name = q ? q : "protocol";
+  PyErr_Clear();
+  Ref http11(PyObject_GetAttr(protocol, names().http11));
+  if (http11) {
+    int t = PyObject_IsTrue(http11.get());
+    if (t < 0) return nullptr;
+    info->http11 = t;
+  }
+  PyErr_Clear();
+  if (info->http11 && e->is_client) {
+    PyErr_SetString(names().parallel_error, "http11 protocols serve; a client speaks raw bytes");
+    return nullptr;
+  }
+  info->has_connection_made = has_attr(protocol, names().connection_made);
+  info->has_data_received = has_attr(protocol, names().data_received);
+  info->has_send_complete = has_attr(protocol, names().send_complete);
+  info->has_connection_lost = has_attr(protocol, names().connection_lost);
+  info->has_exception_handler = has_attr(protocol, names().exception_handler);
+  if (info->has_connection_made) {
+    // The seed's form is connection_made(self, transport, data): tell them apart by
+    // the function's positional parameter count.
+    Ref fn(PyObject_GetAttr(protocol, names().connection_made));
+    Ref code(fn ? PyObject_GetAttrString(fn.get(), "__code__") : nullptr);
+    Ref argc(code ? PyObject_GetAttrString(code.get(), "co_argcount") : nullptr);
+    if (argc) info->made_takes_data = PyLong_AsLong(argc.get()) >= 3;
+    PyErr_Clear();
+  }
+  if (has_attr(protocol, names().initial_bytes_to_send)) {
+    info->initial_bytes = Ref(PyObject_GetAttr(protocol, names().initial_bytes_to_send));
+    if (!info->initial_bytes) return nullptr;
+    if (info->initial_bytes.get() == Py_None) info->initial_bytes = Ref();
+  }
+  e->protocol = info.release();
+  registered.push_back(Ref::borrow(transport));
+  Py_RETURN_NONE;
+}
+
+PyObject* fn_file(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"path", "content_type", nullptr};
+  PyObject* path_obj;
+  const char* content_type = "";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|z:file", const_cast<char**>(kw),
+                                   PyUnicode_FSConverter, &path_obj, &content_type))
+    return nullptr;
+  Ref path(path_obj);
+  auto* f = PyObject_New(FileResponseObject, names().file_response_type);
+  if (!f) return nullptr;
+  f->path = new std::string(PyBytes_AS_STRING(path.get()));
+  f->content_type = new std::string(content_type ? content_type : "");
+  return reinterpret_cast<PyObject*>(f);
+}
+
+PyObject* fn_timer(PyObject*, PyObject* args) {
+  Py_ssize_t n = PyTuple_GET_SIZE(args);
+  if (n < 3) {
+    PyErr_SetString(PyExc_TypeError, "timer(duetime, period, func, *args)");
+    return nullptr;
+  }
+  double due = PyFloat_AsDouble(PyTuple_GET_ITEM(args, 0));
+  double period = PyFloat_AsDouble(PyTuple_GET_ITEM(args, 1));
+  if (PyErr_Occurred()) return nullptr;
+  PyObject* func = PyTuple_GET_ITEM(args, 2);
+  if (due < 0 || period < 0 || !PyCallable_Check(func)) {
+    PyErr_SetString(PyExc_ValueError, "timer: duetime and period must be >= 0, func callable");
+    return nullptr;
+  }
+  auto state = std::make_shared<TimerState>();
+  state->func = Ref::borrow(func);
+  state->args = Ref(PyTuple_GetSlice(args, 3, n));
+  if (!state->args) return nullptr;
+  state->due = std::chrono::nanoseconds(static_cast<long long>(due * 1e9));
+  state->period = std::chrono::nanoseconds(static_cast<long long>(period * 1e9));
+  auto* t = PyObject_New(TimerObject, names().timer_type);
+  if (!t) return nullptr;
+  t->state = new std::shared_ptr<TimerState>(state);
+  if (runtime_running()) {
+    post_to_runtime([state]() {
+      ensure_attached();
+      if (Loop* loop = current_loop()) arm_timer(state, *loop);
+    });
+  } else {
+    pending_timers.push_back(state);
+  }
+  return reinterpret_cast<PyObject*>(t);
+}
+
+}  // namespace pp::py

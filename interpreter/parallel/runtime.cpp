@@ -1,0 +1,563 @@
+// interpreter/parallel/runtime.cpp -- parallel.run(): workers, thread states, the
+// main thread's duties while serving, and clean shutdown.
+#include "interpreter/parallel/runtime.h"
+
+#include <signal.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "core/acceptor.h"
+#include "core/connection.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "core/signals.h"
+#include "core/workers.h"
+#include "interpreter/parallel_module.h"
+#include "interpreter/runtime_options.h"
+#include "numa/bind.h"
+#include "numa/plan.h"
+#include "numa/topology.h"
+
+namespace pp::py {
+
+namespace {
+
+// ---- per-thread attachment ---------------------------------------------------------
+
+struct ThreadContext {
+  PyThreadState* tstate = nullptr;
+  bool attached = false;
+  Loop* loop = nullptr;
+  Counters* counters = nullptr;
+};
+thread_local ThreadContext* this_thread = nullptr;
+
+}  // namespace
+
+void ensure_attached() {
+  ThreadContext* t = this_thread;
+  if (t && !t->attached) {
+    PyEval_RestoreThread(t->tstate);
+    t->attached = true;
+  }
+}
+
+void detach() {
+  ThreadContext* t = this_thread;
+  if (t && t->attached) {
+    t->attached = false;
+    PyEval_SaveThread();
+  }
+}
+
+Counters& thread_counters() {
+  static Counters unowned;  // callbacks never run off runtime threads; a safe sink anyway
+  return this_thread && this_thread->counters ? *this_thread->counters : unowned;
+}
+
+Loop* current_loop() { return this_thread ? this_thread->loop : nullptr; }
+
+namespace {
+
+// ---- a worker's serving state -------------------------------------------------------
+
+/// One client connection being established.
+struct Connector {
+  Operation op;
+  Endpoint endpoint;
+  Handle sock = invalid_handle;
+  EndpointObject* client = nullptr;
+  struct WorkerState* worker = nullptr;
+  std::string where;
+  bool done = false;
+};
+
+/// What one runtime thread (a worker, or the main thread with workers=0) serves.
+struct WorkerState {
+  explicit WorkerState(Counters& c) : counters(c) {}
+  ThreadContext context;
+  Counters& counters;
+  Loop* loop = nullptr;
+  ConnectionSet connections;
+  std::vector<std::unique_ptr<Acceptor>> acceptors;
+  std::vector<std::unique_ptr<Connector>> connectors;
+
+  /// Opens this thread's listeners (SO_REUSEPORT) and starts clients, timers.
+  bool setup(Loop& l, unsigned index, unsigned count, std::string& error) {
+    loop = &l;
+    context.loop = &l;
+    context.counters = &counters;
+    unsigned client_no = 0;
+    for (Ref& ref : endpoints()) {
+      auto* e = reinterpret_cast<EndpointObject*>(ref.get());
+      if (!e->protocol) continue;
+      const ProtocolInfo* info = e->protocol;
+      if (!e->is_client) {
+        int port = e->port.load();
+        Handle listener = listen_tcp(*e->host, static_cast<std::uint16_t>(port),
+                                     /*reuse_port=*/true, e->backlog, error);
+        if (listener == invalid_handle) return false;
+        // Port 0: the first worker's pick is everyone's (workers start in order).
+        if (port == 0) e->port.store(local_port(listener));
+        Loop* lp = loop;
+        ConnectionSet* set = &connections;
+        acceptors.push_back(std::make_unique<Acceptor>(
+            *loop, listener, connections,
+            [lp, set, info](Handle sock) { return make_connection(*lp, sock, *set, *info); }));
+        acceptors.back()->start();
+      } else if (client_no++ % count == index) {
+        start_client(e, error);
+      }
+    }
+    return true;
+  }
+
+  void start_client(EndpointObject* e, std::string& error) {
+    auto c = std::make_unique<Connector>();
+    c->client = e;
+    c->worker = this;
+    c->where = fmt::format("{}:{}", *e->host, e->port.load());
+    std::string err;
+    if (!resolve_endpoint(*e->host, static_cast<std::uint16_t>(e->port.load()), c->endpoint,
+                          err) ||
+        (c->sock = open_stream_socket(c->endpoint, err)) == invalid_handle) {
+      pp::log("client {}: {}", c->where, err);
+      (void)error;
+      return;
+    }
+    c->op.prep_connect(c->sock, &c->endpoint, &WorkerState::connected, c.get());
+    loop->submit(c->op);
+    connectors.push_back(std::move(c));
+  }
+
+  static void connected(Operation& op, const Completion& done) {
+    auto* c = static_cast<Connector*>(op.user);
+    c->done = true;
+    WorkerState& w = *c->worker;
+    if (done.result < 0) {
+      close_handle(c->sock);
+      report_connect_failure(*c->client->protocol, c->where, done.result);
+      return;
+    }
+    set_nodelay(c->sock);
+    w.connections.add(make_connection(*w.loop, c->sock, w.connections, *c->client->protocol));
+  }
+
+  /// Graceful stop: no new connections; open ones finish their sends and close.
+  void begin_stop() {
+    for (auto& a : acceptors) a->stop();
+    connections.close_all();
+  }
+
+  bool busy() const {
+    if (connections.size() > 0) return true;
+    for (auto& a : acceptors)
+      if (a->active()) return true;
+    for (auto& c : connectors)
+      if (!c->done) return true;
+    return false;
+  }
+};
+
+// ---- the process-wide runtime ------------------------------------------------------
+
+struct Runtime {
+  std::mutex mutex;
+  std::condition_variable wake_main;
+  std::deque<std::function<void()>> main_queue;  // guarded by mutex
+  std::atomic<bool> running{false};
+  std::atomic<bool> stop_requested{false};
+  std::atomic<unsigned> next_worker{0};
+  std::vector<std::unique_ptr<WorkerState>> workers;  // fixed once run() has started them
+  std::vector<std::unique_ptr<Counters>> counters;    // the last run's, kept for stats()
+  WorkerPool* pool = nullptr;
+  Loop* main_loop = nullptr;  // workers=0
+};
+
+Runtime& rt() {
+  static Runtime* r = new Runtime;  // never destroyed: threads may outlive static teardown
+  return *r;
+}
+
+std::atomic<bool> sigterm_seen{false};
+void on_sigterm(int) { sigterm_seen = true; }
+
+// Runs the functions call_from_main_thread queued. Main thread, attached.
+void drain_main_queue() {
+  Runtime& r = rt();
+  for (;;) {
+    std::function<void()> fn;
+    {
+      std::lock_guard lock(r.mutex);
+      if (r.main_queue.empty()) return;
+      fn = std::move(r.main_queue.front());
+      r.main_queue.pop_front();
+    }
+    fn();
+  }
+}
+
+// Waits (detached) up to `timeout` for queued main-thread work or a stop.
+void wait_main(std::chrono::milliseconds timeout) {
+  Runtime& r = rt();
+  Py_BEGIN_ALLOW_THREADS
+  std::unique_lock lock(r.mutex);
+  r.wake_main.wait_for(lock, timeout, [&] { return !r.main_queue.empty() || r.stop_requested; });
+  Py_END_ALLOW_THREADS
+}
+
+// SIGINT arrives as KeyboardInterrupt through PyErr_CheckSignals; SIGTERM through
+// our handler. Returns false with an exception set for any other error a signal
+// handler raised (it propagates out of run() after shutdown).
+bool check_signals(bool& stop) {
+  if (sigterm_seen.exchange(false)) {
+    pp::log("SIGTERM received: stopping");
+    stop = true;
+  }
+  if (PyErr_CheckSignals() < 0) {
+    if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+      PyErr_Clear();
+      pp::log("SIGINT received: stopping");
+      stop = true;
+    } else {
+      stop = true;
+      return false;
+    }
+  }
+  if (rt().stop_requested) stop = true;
+  return true;
+}
+
+struct Choice {
+  unsigned workers;
+  BackendKind backend;
+  std::string policy;
+  bool policy_explicit;  // asked for by run(), a flag or the environment
+};
+
+bool resolve_choice(PyObject* workers, PyObject* backend, PyObject* policy, Choice& out) {
+  const RuntimeOptions& o = runtime_options();
+  out.workers = o.workers;
+  out.backend = o.backend;
+  out.policy = o.numa_policy;
+  out.policy_explicit = o.numa_policy_origin != OptionOrigin::built_in;
+  std::string error;
+  if (workers && workers != Py_None) {
+    long n = PyLong_AsLong(workers);
+    if (n == -1 && PyErr_Occurred()) return false;
+    if (n < 0 || n > static_cast<long>(max_workers)) {
+      PyErr_Format(PyExc_ValueError, "workers must be 0 (the main thread) to %u, not %ld",
+                   max_workers, n);
+      return false;
+    }
+    out.workers = static_cast<unsigned>(n);
+  } else if (out.workers == 0 && o.workers_origin == OptionOrigin::built_in) {
+    out.workers = allowed_cpu_count();  // the build default 0 means one per CPU
+  }
+  if (backend && backend != Py_None) {
+    const char* s = PyUnicode_AsUTF8(backend);
+    if (!s) return false;
+    if (!parse_backend(s, out.backend, error)) {
+      PyErr_Format(PyExc_ValueError, "backend %s", error.c_str());
+      return false;
+    }
+  }
+  if (policy && policy != Py_None) {
+    const char* s = PyUnicode_AsUTF8(policy);
+    if (!s) return false;
+    if (!valid_numa_policy(s, error)) {
+      PyErr_Format(PyExc_ValueError, "numa_policy %s", error.c_str());
+      return false;
+    }
+    out.policy = s;
+    out.policy_explicit = true;
+  }
+  return true;
+}
+
+// Keeps main-thread data out of the collector's walks: callbacks on every worker
+// read it, and a freeze means the GC no longer touches it (nor stops the world over it).
+void freeze_main_thread_data() {
+  Ref gc(PyImport_ImportModule("gc"));
+  Ref r(gc ? PyObject_CallMethod(gc.get(), "freeze", nullptr) : nullptr);
+  if (!r) PyErr_Clear();
+}
+
+PyObject* run_on_main_thread(const Choice& choice) {
+  Runtime& r = rt();
+  auto opened = open_loop(choice.backend);
+  if (!opened.loop) {
+    PyErr_SetString(names().parallel_error, opened.error.c_str());
+    return nullptr;
+  }
+  pp::log("{}; callbacks run on the main thread (workers=0)", opened.reason);
+  r.counters.clear();
+  r.counters.push_back(std::make_unique<Counters>());
+  auto ws = std::make_unique<WorkerState>(*r.counters.back());
+  ws->context.tstate = PyThreadState_Get();
+  ws->context.attached = true;
+  this_thread = &ws->context;
+  std::string error;
+  bool ok = ws->setup(*opened.loop, 0, 1, error);
+  r.main_loop = opened.loop.get();
+  r.workers.push_back(std::move(ws));
+  WorkerState& w = *r.workers.back();
+  for (auto& t : take_pending_timers()) arm_timer(t, *opened.loop);
+  r.running = true;
+  bool stop = !ok;
+  bool signal_error = false;
+  if (!ok) PyErr_SetString(names().parallel_error, error.c_str());
+  while (!stop) {
+    detach();
+    opened.loop->run_once(std::chrono::milliseconds(50));
+    ensure_attached();
+    drain_main_queue();
+    if (!check_signals(stop)) signal_error = true;
+  }
+  Ref pending = PyErr_Occurred() ? fetch_exception() : Ref();
+  w.begin_stop();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (w.busy() && std::chrono::steady_clock::now() < deadline) {
+    detach();
+    opened.loop->run_once(std::chrono::milliseconds(20));
+    ensure_attached();
+  }
+  ensure_attached();
+  r.running = false;
+  r.workers.clear();  // connections left after the deadline are dropped here
+  r.main_loop = nullptr;
+  this_thread = nullptr;
+  if (pending) {
+    restore_exception(pending);
+    return nullptr;
+  }
+  (void)signal_error;
+  Py_RETURN_NONE;
+}
+
+PyObject* run_on_workers(const Choice& choice) {
+  Runtime& r = rt();
+  PyInterpreterState* interp = PyThreadState_Get()->interp;
+
+  // Placement: the NUMA plan for this many workers (pinned per policy).
+  std::vector<WorkerSlot> slots;
+  {
+    std::string error;
+    auto topo = numa::Topology::load(numa::Source::host(), error);
+    if (topo) {
+      auto plan = numa::make_plan(*topo, choice.policy, static_cast<int>(choice.workers), error);
+      if (plan) {
+        slots = plan->slots;
+      } else if (choice.policy_explicit) {
+        PyErr_Format(names().parallel_error, "numa policy '%s': %s", choice.policy.c_str(),
+                     error.c_str());
+        return nullptr;
+      } else {
+        // The build's default policy is a preference, not a demand: more workers
+        // than CPUs (a test, an I/O-bound service) run unpinned instead of failing.
+        pp::log("numa: {}; workers run unpinned", error);
+      }
+    }
+  }
+
+  r.counters.clear();
+  for (unsigned i = 0; i < choice.workers; ++i) {
+    r.counters.push_back(std::make_unique<Counters>());
+    r.workers.push_back(std::make_unique<WorkerState>(*r.counters.back()));
+  }
+  auto timers = take_pending_timers();
+
+  WorkerPoolConfig config;
+  config.count = choice.workers;
+  config.backend = choice.backend;
+  config.slots = slots;
+  config.on_thread_start = [](unsigned, const WorkerSlot& slot, std::string&) {
+    block_shutdown_signals();  // SIGINT/SIGTERM belong to the main thread
+    numa::worker_start_hook(slot);
+    return true;
+  };
+  config.after_batch = [](Worker&) { detach(); };
+  config.on_thread_exit = [&r](Worker& w) {
+    WorkerState& ws = *r.workers[w.index()];
+    if (!ws.context.tstate) return;
+    ensure_attached();
+    // Python objects of connections still open after the drain deadline go here,
+    // while this thread can still release them.
+    ws.acceptors.clear();
+    ws.connectors.clear();
+    ws.connections.drop_all();
+    PyThreadState_Clear(ws.context.tstate);
+    PyThreadState_DeleteCurrent();
+    ws.context.tstate = nullptr;
+    ws.context.attached = false;
+    this_thread = nullptr;
+  };
+
+  WorkerPool pool;
+  std::string error;
+  bool started;
+  Py_BEGIN_ALLOW_THREADS  // workers attach during set-up; a GIL build would deadlock
+  started = pool.start(
+      std::move(config),
+      [&r, interp, &timers, n = choice.workers](Worker& w, std::string& err) {
+        WorkerState& ws = *r.workers[w.index()];
+        // Created here, on the worker's own thread; the pool starts workers one at a
+        // time, so thread-state creation never races.
+        ws.context.tstate = PyThreadState_New(interp);
+        this_thread = &ws.context;
+        set_parallel_thread(true);
+        if (!ws.setup(w.loop(), w.index(), n, err)) return false;
+        for (std::size_t i = w.index(); i < timers.size(); i += n) {
+          ensure_attached();
+          arm_timer(timers[i], w.loop());
+        }
+        WorkerState* wp = &ws;
+        w.on_stop([wp] { wp->begin_stop(); });
+        w.set_busy_check([wp] { return wp->busy(); });
+        return true;
+      },
+      error);
+  Py_END_ALLOW_THREADS
+  if (!started) {
+    r.workers.clear();
+    PyErr_SetString(names().parallel_error, error.c_str());
+    return nullptr;
+  }
+  {
+    // Timers not armed (taken by no worker) are released here, attached.
+    timers.clear();
+  }
+  r.pool = &pool;
+  r.running = true;
+  pp::log("{}", pool.backend_reason());
+  pp::log("{} worker{} running (numa policy {})", pool.size(), pool.size() == 1 ? "" : "s",
+          choice.policy);
+
+  bool stop = false;
+  while (!stop) {
+    wait_main(std::chrono::milliseconds(100));
+    drain_main_queue();
+    check_signals(stop);
+  }
+  Ref pending = PyErr_Occurred() ? fetch_exception() : Ref();
+  pool.stop();
+  // Workers may be waiting on call_from_main_thread_and_wait while they drain: keep
+  // serving the main queue until every worker has exited.
+  std::atomic<bool> joined{false};
+  std::thread joiner([&] {
+    pool.join();
+    joined = true;
+    rt().wake_main.notify_all();
+  });
+  while (!joined) {
+    wait_main(std::chrono::milliseconds(20));
+    drain_main_queue();
+  }
+  Py_BEGIN_ALLOW_THREADS
+  joiner.join();
+  Py_END_ALLOW_THREADS
+  r.running = false;
+  r.pool = nullptr;
+  drain_main_queue();
+  r.workers.clear();
+  if (pending) {
+    restore_exception(pending);
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+}  // namespace
+
+bool runtime_running() { return rt().running; }
+
+bool post_to_main(std::function<void()> fn) {
+  Runtime& r = rt();
+  if (!r.running) return false;
+  {
+    std::lock_guard lock(r.mutex);
+    r.main_queue.push_back(std::move(fn));
+  }
+  r.wake_main.notify_all();
+  return true;
+}
+
+bool post_to_runtime(std::function<void()> fn) {
+  Runtime& r = rt();
+  if (!r.running) return false;
+  if (r.main_loop) {
+    r.main_loop->post(std::move(fn));
+    return true;
+  }
+  if (!r.pool || r.pool->size() == 0) return false;
+  unsigned i = r.next_worker.fetch_add(1, std::memory_order_relaxed) % r.pool->size();
+  r.pool->worker(i).loop().post(std::move(fn));
+  return true;
+}
+
+void request_stop() {
+  Runtime& r = rt();
+  {
+    std::lock_guard lock(r.mutex);
+    r.stop_requested = true;
+  }
+  r.wake_main.notify_all();
+}
+
+PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy) {
+  Runtime& r = rt();
+  if (r.running) {
+    PyErr_SetString(names().parallel_error, "run() is already running");
+    return nullptr;
+  }
+  if (is_parallel_thread()) {
+    PyErr_SetString(names().parallel_error, "run() cannot be called from a parallel callback");
+    return nullptr;
+  }
+  Choice choice;
+  if (!resolve_choice(workers, backend, numa_policy, choice)) return nullptr;
+  freeze_main_thread_data();
+  r.stop_requested = false;
+  sigterm_seen = false;
+  struct sigaction term {}, old_term {};
+  term.sa_handler = on_sigterm;
+  sigemptyset(&term.sa_mask);
+  sigaction(SIGTERM, &term, &old_term);
+  PyObject* result = choice.workers == 0 ? run_on_main_thread(choice) : run_on_workers(choice);
+  sigaction(SIGTERM, &old_term, nullptr);
+  return result;
+}
+
+PyObject* collect_stats() {
+  Runtime& r = rt();
+  Ref total(PyDict_New());
+  Ref per(PyList_New(0));
+  if (!total || !per) return nullptr;
+  std::uint64_t sums[5] = {};
+  static const char* keys[5] = {"connections", "active_connections", "requests", "bytes_sent",
+                                "bytes_received"};
+  for (auto& c : r.counters) {
+    std::uint64_t v[5] = {c->connections.load(), c->active.load(), c->requests.load(),
+                          c->bytes_sent.load(), c->bytes_received.load()};
+    Ref d(PyDict_New());
+    if (!d) return nullptr;
+    for (int i = 0; i < 5; ++i) {
+      sums[i] += v[i];
+      Ref n(PyLong_FromUnsignedLongLong(v[i]));
+      if (!n || PyDict_SetItemString(d.get(), keys[i], n.get()) < 0) return nullptr;
+    }
+    if (PyList_Append(per.get(), d.get()) < 0) return nullptr;
+  }
+  for (int i = 0; i < 5; ++i) {
+    Ref n(PyLong_FromUnsignedLongLong(sums[i]));
+    if (!n || PyDict_SetItemString(total.get(), keys[i], n.get()) < 0) return nullptr;
+  }
+  if (PyDict_SetItemString(total.get(), "workers", per.get()) < 0) return nullptr;
+  Ref running(PyBool_FromLong(r.running));
+  if (PyDict_SetItemString(total.get(), "running", running.get()) < 0) return nullptr;
+  return total.release();
+}
+
+}  // namespace pp::py

@@ -1,0 +1,164 @@
+// interpreter/parallel/runtime.h -- the parallel module's runtime: registered
+// endpoints, the workers that run protocol callbacks, and the per-thread
+// interpreter attachment that lets them run in parallel.
+//
+// Threading model. Each worker creates its PyThreadState once, on its own thread
+// (workers start one at a time: 3.13's thread-state creation must not race), and
+// keeps it for its lifetime. It attaches lazily, at the first Python callback of a
+// completion batch, and detaches after the batch, before it waits in the kernel
+// again: an attached thread blocked in the kernel would stall the free-threaded
+// GC's stop-the-world pauses (and, on a GIL build, every other thread).
+#pragma once
+
+#include "interpreter/parallel/py_util.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/loop.h"
+
+namespace pp::py {
+
+/// What the runtime knows about a registered protocol class, computed once at
+/// `register()` on the main thread and read-only afterwards.
+struct ProtocolInfo {
+  Ref cls;
+  std::string name;  // the class's __qualname__, for logs
+  bool http11 = false;
+  bool has_connection_made = false;
+  bool made_takes_data = false;  // the seed's connection_made(self, transport, data)
+  bool has_data_received = false;
+  bool has_send_complete = false;
+  bool has_connection_lost = false;
+  bool has_exception_handler = false;
+  Ref initial_bytes;  // initial_bytes_to_send: bytes-like, str or a callable; null if absent
+};
+
+/// parallel.Server / parallel.Client objects.
+struct EndpointObject {
+  PyObject_HEAD
+  std::string* host;
+  std::atomic<int> port;  // the bound port once running (0 asked: the kernel's pick)
+  int backlog;
+  bool is_client;
+  ProtocolInfo* protocol;  // null until register()
+};
+
+/// parallel.Response
+struct ResponseObject {
+  PyObject_HEAD
+  PyObject* body;
+  PyObject* headers;  // a dict or None
+  PyObject* content_type;  // a str or None
+  int status;
+};
+
+/// parallel.FileResponse (made by parallel.file()).
+struct FileResponseObject {
+  PyObject_HEAD
+  std::string* path;
+  std::string* content_type;
+};
+
+/// Interned names and objects created once at module initialisation.
+struct Names {
+  PyObject* connection_made;
+  PyObject* data_received;
+  PyObject* send_complete;
+  PyObject* connection_lost;
+  PyObject* exception_handler;
+  PyObject* initial_bytes_to_send;
+  PyObject* http11;
+  PyObject* qualname;
+  PyObject* empty_bytes;
+  PyObject* json_dumps;  // json.dumps with compact separators
+  PyObject* parallel_error;
+  PyObject* transport_closed_error;
+  PyTypeObject* server_type;
+  PyTypeObject* client_type;
+  PyTypeObject* transport_type;
+  PyTypeObject* response_type;
+  PyTypeObject* file_response_type;
+  PyTypeObject* timer_type;
+};
+/// The module's names (valid after `init_runtime_api`).
+Names& names();
+
+/// Adds the runtime's functions and types to the module. Called from the module's
+/// exec slot. Returns -1 with an exception set on failure.
+int init_runtime_api(PyObject* module);
+/// The runtime's part of the module's method table (null-terminated).
+extern PyMethodDef runtime_methods[];
+
+// ---- per-thread interpreter attachment -----------------------------------------
+
+/// Attaches the calling runtime thread to the interpreter if it is not (a no-op
+/// on threads the runtime does not own). Call before touching Python objects.
+void ensure_attached();
+/// Detaches the calling runtime thread if attached.
+void detach();
+
+// ---- the running runtime, for the protocol and object code ---------------------
+
+/// Counters one worker keeps (single writer: its thread; readers: stats()).
+struct Counters {
+  std::atomic<std::uint64_t> connections{0};
+  std::atomic<std::uint64_t> active{0};
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> bytes_sent{0};
+  std::atomic<std::uint64_t> bytes_received{0};
+  /// Increments from the owning thread without a locked instruction.
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+/// The calling thread's worker counters (a dummy set off runtime threads).
+Counters& thread_counters();
+
+/// Runs `fn` on some runtime thread's loop (round-robin over workers; the main
+/// thread's loop with workers=0). False when the runtime is not running.
+bool post_to_runtime(std::function<void()> fn);
+/// Runs `fn` on the main thread inside `run()`. False when not running.
+bool post_to_main(std::function<void()> fn);
+/// The calling runtime thread's loop (null off runtime threads).
+pp::Loop* current_loop();
+/// True inside `run()`.
+bool runtime_running();
+
+/// parallel.run / parallel.stop implementations.
+PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy);
+void request_stop();
+
+/// parallel.stats() implementation.
+PyObject* collect_stats();
+
+}  // namespace pp::py
+
+namespace pp {
+class Connection;
+class ConnectionSet;
+}  // namespace pp
+
+namespace pp::py {
+/// Creates the connection object for an accepted or connected socket of a
+/// registered endpoint (session.cpp). Called on the worker's thread, detached.
+pp::Connection* make_connection(pp::Loop& loop, Handle sock, pp::ConnectionSet& set,
+                                const ProtocolInfo& info);
+/// Reports a client whose connect failed: logs it and calls the protocol's
+/// connection_lost(None, exc) when it has one. Attaches itself.
+void report_connect_failure(const ProtocolInfo& info, const std::string& where,
+                            std::int64_t error);
+/// Starts a timer on the calling runtime thread's loop (objects.cpp).
+struct TimerState;
+void arm_timer(const std::shared_ptr<TimerState>& timer, pp::Loop& loop);
+/// Timers made before run(): started on the workers when it begins.
+std::vector<std::shared_ptr<TimerState>> take_pending_timers();
+/// Registered servers and clients (owned references), in registration order.
+std::vector<Ref>& endpoints();
+
+}  // namespace pp::py

@@ -1,0 +1,646 @@
+// interpreter/parallel/session.cpp -- one connection's Python side: the protocol
+// instance, its transport, and the callbacks that turn engine events into calls
+// and return values into bytes on the wire.
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+
+#include "core/connection.h"
+#include "core/http/file_response.h"
+#include "core/http/http_connection.h"
+#include "core/http/response.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "interpreter/parallel/runtime.h"
+
+namespace pp::py {
+
+namespace http = pp::http;
+
+class Session;
+
+/// parallel.Transport: what callbacks see of their connection.
+struct TransportObject {
+  PyObject_HEAD
+  Session* session;                // null once the connection is gone
+  const http::Request* request;    // http11: the request being answered
+  PyObject* headers;               // http11: lazily built http_headers dict
+};
+
+namespace {
+
+// Protocol callbacks that a URL must never reach in http11 mode.
+bool reserved_route(std::string_view name) {
+  static constexpr std::string_view kReserved[] = {
+      "connection_made", "data_received",         "send_complete", "connection_lost",
+      "exception_handler", "initial_bytes_to_send", "http11",
+  };
+  if (name.empty() || name[0] == '_') return true;
+  for (auto r : kReserved)
+    if (r == name) return true;
+  // Only identifiers: anything else cannot name a method anyway.
+  for (char c : name)
+    if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+      return true;
+  return false;
+}
+
+// The method name a path routes to: its first segment; "/" is "index".
+std::string_view route_of(std::string_view path) {
+  if (path.size() <= 1) return "index";
+  path.remove_prefix(1);
+  return path.substr(0, path.find('/'));
+}
+
+// Route names as Python strings, per worker thread: no lock, no allocation per request.
+PyObject* route_name(std::string_view route) {
+  thread_local std::unordered_map<std::string, Ref> cache;
+  auto it = cache.find(std::string(route));
+  if (it != cache.end()) return it->second.get();
+  if (cache.size() > 4096) cache.clear();  // bounded: URLs are attacker-chosen
+  Ref name(PyUnicode_FromStringAndSize(route.data(), static_cast<Py_ssize_t>(route.size())));
+  if (!name) return nullptr;
+  PyObject* raw = name.get();
+  cache.emplace(std::string(route), std::move(name));
+  return raw;
+}
+
+}  // namespace
+
+/// The Python side of one connection. Everything runs on the connection's worker
+/// thread; each entry point attaches first.
+class Session {
+ public:
+  Session(pp::Connection& conn, const ProtocolInfo& info) : conn_(conn), info_(info) {}
+
+  ~Session() {
+    // Normally released in closed(); this covers a connection deleted without a
+    // close callback (worker torn down early).
+    if (instance_ || transport_) {
+      ensure_attached();
+      release();
+    }
+  }
+
+  void opened() {
+    ensure_attached();
+    Counters::bump(thread_counters().connections);
+    Counters::bump(thread_counters().active);
+    instance_ = Ref(PyObject_CallNoArgs(info_.cls.get()));
+    if (!instance_) {
+      log_exception(fmt::format("cannot create a {} for a new connection", info_.name),
+                    fetch_exception());
+      conn_.abort();
+      return;
+    }
+    auto* t = PyObject_New(TransportObject, names().transport_type);
+    if (!t) {
+      log_exception("cannot create a transport", fetch_exception());
+      conn_.abort();
+      return;
+    }
+    t->session = this;
+    t->request = nullptr;
+    t->headers = nullptr;
+    transport_ = Ref(reinterpret_cast<PyObject*>(t));
+    if (info_.initial_bytes) {
+      Ref value = Ref::borrow(info_.initial_bytes.get());
+      if (PyCallable_Check(value.get())) value = Ref(PyObject_CallNoArgs(value.get()));
+      if (!deliver(std::move(value), "initial_bytes_to_send")) return;
+    }
+    if (info_.has_connection_made) {
+      Ref r(info_.made_takes_data
+                ? PyObject_CallMethodObjArgs(instance_.get(), names().connection_made,
+                                             transport_.get(), names().empty_bytes, nullptr)
+                : PyObject_CallMethodObjArgs(instance_.get(), names().connection_made,
+                                             transport_.get(), nullptr));
+      deliver(std::move(r), "connection_made");
+    }
+  }
+
+  void data(std::span<const std::byte> bytes) {
+    Counters::bump(thread_counters().bytes_received, bytes.size());
+    if (!info_.has_data_received || !instance_) return;
+    ensure_attached();
+    Ref data(bytes_from({reinterpret_cast<const char*>(bytes.data()), bytes.size()}));
+    if (!data) {
+      report(fetch_exception(), "data_received", /*force_close=*/true);
+      return;
+    }
+    Counters::bump(thread_counters().requests);
+    Ref r(PyObject_CallMethodObjArgs(instance_.get(), names().data_received, transport_.get(),
+                                     data.get(), nullptr));
+    deliver(std::move(r), "data_received");
+  }
+
+  void drained() {
+    if (!info_.has_send_complete || !instance_ || sends_ == 0) return;
+    ensure_attached();
+    Ref id(PyLong_FromUnsignedLongLong(sends_));
+    Ref r(PyObject_CallMethodObjArgs(instance_.get(), names().send_complete, transport_.get(),
+                                     id.get(), nullptr));
+    deliver(std::move(r), "send_complete");
+  }
+
+  void closed(std::int64_t error) {
+    ensure_attached();
+    Counters::bump(thread_counters().active, static_cast<std::uint64_t>(-1));
+    if (instance_ && info_.has_connection_lost) {
+      Ref exc = error ? os_error(error) : Ref::borrow(Py_None);
+      Ref r(PyObject_CallMethodObjArgs(instance_.get(), names().connection_lost,
+                                       transport_.get(), exc.get(), nullptr));
+      if (!r) log_exception(fmt::format("{}.connection_lost raised", info_.name), fetch_exception());
+    }
+    release();
+  }
+
+  // ---- http11 ----------------------------------------------------------------
+
+  void respond(const http::Request& request, bool close) {
+    ensure_attached();
+    Counters::bump(thread_counters().requests);
+    if (!instance_) {
+      http::append_error_response(conn_.out().tail_buffer(), 500, true);
+      return;
+    }
+    std::string_view route = route_of(request.path);
+    Ref method;
+    if (!reserved_route(route)) {
+      PyObject* name = route_name(route);
+      if (name) method = Ref(PyObject_GetAttr(instance_.get(), name));
+      if (!method || !PyCallable_Check(method.get())) {
+        PyErr_Clear();
+        method = Ref();
+      }
+    }
+    if (!method) {
+      http::append_error_response(conn_.out().tail_buffer(), 404, close);
+      return;
+    }
+    Ref body(bytes_from(request.body));
+    auto* t = transport();
+    t->request = &request;
+    raw_sent_ = false;
+    Ref result(body ? PyObject_CallFunctionObjArgs(method.get(), transport_.get(), body.get(),
+                                                   nullptr)
+                    : nullptr);
+    if (!result) {
+      Ref exc = fetch_exception();
+      log_exception(fmt::format("{}.{} raised (answered 500)", info_.name, route), exc);
+      Ref handled;
+      if (info_.has_exception_handler) {
+        handled = Ref(PyObject_CallMethodObjArgs(instance_.get(), names().exception_handler,
+                                                 transport_.get(), exc.get(), nullptr));
+        if (!handled)
+          log_exception(fmt::format("{}.exception_handler raised", info_.name), fetch_exception());
+      }
+      if (handled && handled.get() != Py_None)
+        http_value(handled.get(), request, close, 500);
+      else
+        http::append_error_response(conn_.out().tail_buffer(), 500, close);
+    } else {
+      http_value(result.get(), request, close, 200);
+    }
+    clear_request();
+  }
+
+  // ---- transport methods -----------------------------------------------------
+
+  /// transport.sendfile / ranged_sendfile: queue before, the file range, after.
+  bool sendfile(PyObject* before, const char* path, PyObject* after, long long offset,
+                long long nbytes) {
+    std::uint64_t size = 0;
+    std::string error;
+    int code = 0;
+    Handle file = open_file_for_send(path, size, error, &code);
+    if (file == invalid_handle) {
+      errno = -code;
+      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+      return false;
+    }
+    if (offset < 0 || nbytes < -1 ||
+        (nbytes >= 0 && static_cast<std::uint64_t>(offset) + nbytes > size) ||
+        static_cast<std::uint64_t>(offset) > size) {
+      close_handle(file);
+      PyErr_Format(PyExc_ValueError,
+                   "range offset=%lld nbytes=%lld is past the end of '%s' (%llu bytes)", offset,
+                   nbytes, path, static_cast<unsigned long long>(size));
+      return false;
+    }
+    std::uint64_t length = nbytes < 0 ? size - offset : static_cast<std::uint64_t>(nbytes);
+    std::string& buf = conn_.out().tail_buffer();
+    std::size_t mark = buf.size();
+    if (before != Py_None && !append_sendable(before, buf)) {
+      buf.resize(mark);
+      close_handle(file);
+      return false;
+    }
+    std::string after_bytes;
+    if (after != Py_None && !append_sendable(after, after_bytes)) {
+      buf.resize(mark);
+      close_handle(file);
+      return false;
+    }
+    Counters::bump(thread_counters().bytes_sent, buf.size() - mark + length + after_bytes.size());
+    conn_.out().append_file(file, static_cast<std::uint64_t>(offset), length, /*owned=*/true);
+    conn_.out().append(after_bytes);
+    ++sends_;
+    raw_sent_ = true;
+    conn_.flush();
+    return true;
+  }
+
+  void close() { conn_.close_after_send(); }
+  const ProtocolInfo& info() const { return info_; }
+
+ private:
+  TransportObject* transport() { return reinterpret_cast<TransportObject*>(transport_.get()); }
+
+  void clear_request() {
+    auto* t = transport();
+    t->request = nullptr;
+    Py_CLEAR(t->headers);
+  }
+
+  void release() {
+    if (transport_) {
+      transport()->session = nullptr;
+      clear_request();
+    }
+    transport_ = Ref();
+    instance_ = Ref();
+  }
+
+  static Ref os_error(std::int64_t error) {
+    int e = static_cast<int>(-error);
+    // OSError(errno, strerror) picks the subclass (ConnectionResetError, ...) itself.
+    return Ref(PyObject_CallFunction(PyExc_OSError, "is", e, std::strerror(e)));
+  }
+
+  // Raw protocols: send what a callback returned; report what went wrong.
+  bool deliver(Ref result, const char* callback) {
+    if (!result) {
+      report(fetch_exception(), callback, /*force_close=*/false);
+      return false;
+    }
+    if (result.get() == Py_None) return true;
+    std::string& buf = conn_.out().tail_buffer();
+    std::size_t before = buf.size();
+    if (!append_sendable(result.get(), buf)) {
+      buf.resize(before);
+      report(fetch_exception(), callback, /*force_close=*/true);
+      return false;
+    }
+    Counters::bump(thread_counters().bytes_sent, buf.size() - before);
+    ++sends_;
+    conn_.flush();
+    return true;
+  }
+
+  // An exception from a callback: the protocol's exception_handler gets it (and may
+  // answer), else it is logged and the connection closed. A wrong return type
+  // always closes: the protocol's idea of the stream is broken.
+  void report(Ref exc, const char* callback, bool force_close) {
+    if (info_.has_exception_handler && instance_) {
+      Ref r(PyObject_CallMethodObjArgs(instance_.get(), names().exception_handler,
+                                       transport_.get(), exc.get(), nullptr));
+      if (!r) {
+        log_exception(fmt::format("{}.exception_handler raised", info_.name), fetch_exception());
+        conn_.abort();
+        return;
+      }
+      if (r.get() != Py_None) {
+        std::string& buf = conn_.out().tail_buffer();
+        std::size_t before = buf.size();
+        if (!append_sendable(r.get(), buf)) {
+          buf.resize(before);
+          log_exception(fmt::format("{}.exception_handler returned", info_.name),
+                        fetch_exception());
+          conn_.abort();
+          return;
+        }
+        conn_.flush();
+      }
+      if (force_close) conn_.close_after_send();
+      return;
+    }
+    log_exception(fmt::format("{}.{} raised; closing the connection", info_.name, callback), exc);
+    conn_.abort();
+  }
+
+  // http11: turn a handler's return value into a response.
+  void http_value(PyObject* value, const http::Request& request, bool close, int status) {
+    std::string& buf = conn_.out().tail_buffer();
+    if (value == Py_None) {
+      if (raw_sent_) return;  // the handler queued a whole response with sendfile
+      http::ResponseHead head;
+      head.status = 204;
+      head.has_content_length = false;
+      head.connection = http::connection_for(request, close);
+      http::append_response_head(buf, head);
+      return;
+    }
+    if (Py_IS_TYPE(value, names().file_response_type)) {
+      auto* f = reinterpret_cast<FileResponseObject*>(value);
+      std::string error;
+      int code = 0;
+      if (!http::queue_file_response(conn_.out(), request, *f->path, *f->content_type, close,
+                                     error, code))
+        http::append_error_response(conn_.out().tail_buffer(), 404, close);
+      return;
+    }
+    Ref extra_headers;
+    PyObject* body = value;
+    std::string content_type_storage;
+    std::string_view content_type;
+    if (Py_IS_TYPE(value, names().response_type)) {
+      auto* r = reinterpret_cast<ResponseObject*>(value);
+      status = r->status;
+      body = r->body;
+      if (r->headers != Py_None) extra_headers = Ref::borrow(r->headers);
+      if (r->content_type != Py_None) {
+        Py_ssize_t n = 0;
+        const char* s = PyUnicode_AsUTF8AndSize(r->content_type, &n);
+        if (!s) return fail_500(request, close, "Response.content_type");
+        content_type_storage.assign(s, static_cast<std::size_t>(n));
+        content_type = content_type_storage;
+      }
+    }
+    std::string payload;
+    std::string_view default_type;
+    if (body == Py_None) {
+      default_type = "text/plain";
+    } else if (PyUnicode_Check(body)) {
+      default_type = "text/html; charset=utf-8";
+      if (!append_sendable(body, payload)) return fail_500(request, close, "str body");
+    } else if (PyDict_Check(body) || PyList_Check(body) || PyTuple_Check(body)) {
+      default_type = "application/json";
+      Ref json(PyObject_CallOneArg(names().json_dumps, body));
+      if (!json || !append_sendable(json.get(), payload))
+        return fail_500(request, close, "JSON encoding");
+    } else {
+      default_type = "text/plain";
+      if (!append_sendable(body, payload)) return fail_500(request, close, "handler result");
+    }
+    if (content_type.empty()) content_type = default_type;
+
+    std::vector<http::Header> fields;
+    std::vector<std::string> storage;
+    if (extra_headers) {
+      if (!PyDict_Check(extra_headers.get())) {
+        PyErr_SetString(PyExc_TypeError, "Response headers must be a dict of str to str");
+        return fail_500(request, close, "Response.headers");
+      }
+      PyObject *k, *v;
+      Py_ssize_t pos = 0;
+      storage.reserve(2 * static_cast<std::size_t>(PyDict_Size(extra_headers.get())));
+      while (PyDict_Next(extra_headers.get(), &pos, &k, &v)) {
+        Ref vs(PyObject_Str(v));
+        const char* ks = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : nullptr;
+        const char* vc = vs ? PyUnicode_AsUTF8(vs.get()) : nullptr;
+        if (!ks || !vc) {
+          if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "header names must be str");
+          return fail_500(request, close, "Response.headers");
+        }
+        std::string_view name(ks), val(vc);
+        // Header injection guard: a CR or LF would start a new field or response.
+        if (name.find_first_of("\r\n:") != std::string_view::npos ||
+            val.find_first_of("\r\n") != std::string_view::npos) {
+          PyErr_Format(PyExc_ValueError, "header %R contains CR, LF or ':'", k);
+          return fail_500(request, close, "Response.headers");
+        }
+        storage.emplace_back(name);
+        storage.emplace_back(val);
+      }
+      for (std::size_t i = 0; i < storage.size(); i += 2)
+        fields.push_back({storage[i], storage[i + 1]});
+    }
+    http::ResponseHead head;
+    head.status = status;
+    head.content_type = content_type;
+    head.connection = http::connection_for(request, close);
+    head.extra = fields;
+    if (status == 204 || status == 304 || (status >= 100 && status < 200)) {
+      head.has_content_length = false;
+      http::append_response_head(buf, head);
+    } else if (request.method == "HEAD") {
+      head.content_length = payload.size();
+      http::append_response_head(buf, head);
+    } else {
+      http::append_response(buf, head, payload);
+    }
+    Counters::bump(thread_counters().bytes_sent, payload.size());
+  }
+
+  void fail_500(const http::Request& request, bool close, const char* what) {
+    log_exception(fmt::format("{}: bad {} for {} (answered 500)", info_.name, what, request.path),
+                  fetch_exception());
+    http::append_error_response(conn_.out().tail_buffer(), 500, close);
+  }
+
+  pp::Connection& conn_;
+  const ProtocolInfo& info_;
+  Ref instance_;
+  Ref transport_;
+  std::uint64_t sends_ = 0;
+  bool raw_sent_ = false;
+};
+
+namespace {
+
+/// A raw protocol's connection: bytes in, callback return values out.
+class RawConnection final : public pp::Connection {
+ public:
+  RawConnection(Loop& loop, Handle sock, ConnectionSet& set, const ProtocolInfo& info)
+      : Connection(loop, sock, set), session_(*this, info) {}
+
+ protected:
+  void on_open() override { session_.opened(); }
+  void on_data(std::span<const std::byte> data) override { session_.data(data); }
+  void on_drained() override { session_.drained(); }
+  void on_closed(std::int64_t error) override { session_.closed(error); }
+
+ private:
+  Session session_;
+};
+
+/// An http11 protocol's connection: the engine parses, routes call methods.
+class HttpPyConnection final : public http::HttpConnection {
+ public:
+  HttpPyConnection(Loop& loop, Handle sock, ConnectionSet& set, const ProtocolInfo& info)
+      : HttpConnection(loop, sock, set, parser_options()), session_(*this, info) {}
+
+ protected:
+  void on_open() override { session_.opened(); }
+  void respond(const http::Request& request, bool close) override {
+    session_.respond(request, close);
+  }
+  void on_drained() override { session_.drained(); }
+  void on_closed(std::int64_t error) override { session_.closed(error); }
+
+ private:
+  static const http::ParserOptions& parser_options() {
+    static const http::ParserOptions options;
+    return options;
+  }
+  Session session_;
+};
+
+// ---- the Transport type ----------------------------------------------------------
+
+Session* live_session(PyObject* self) {
+  auto* t = reinterpret_cast<TransportObject*>(self);
+  if (!t->session) {
+    PyErr_SetString(names().transport_closed_error, "the connection is closed");
+    return nullptr;
+  }
+  return t->session;
+}
+
+PyObject* transport_sendfile(PyObject* self, PyObject* args) {
+  PyObject *before, *after;
+  const char* path;
+  if (!PyArg_ParseTuple(args, "OsO:sendfile", &before, &path, &after)) return nullptr;
+  Session* s = live_session(self);
+  if (!s || !s->sendfile(before, path, after, 0, -1)) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyObject* transport_ranged_sendfile(PyObject* self, PyObject* args) {
+  PyObject *before, *after;
+  const char* path;
+  long long offset, nbytes;
+  if (!PyArg_ParseTuple(args, "OsOLL:ranged_sendfile", &before, &path, &after, &offset, &nbytes))
+    return nullptr;
+  if (nbytes < 0) {
+    PyErr_SetString(PyExc_ValueError, "nbytes must be >= 0");
+    return nullptr;
+  }
+  Session* s = live_session(self);
+  if (!s || !s->sendfile(before, path, after, offset, nbytes)) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyObject* transport_close(PyObject* self, PyObject*) {
+  if (Session* s = reinterpret_cast<TransportObject*>(self)->session) s->close();
+  Py_RETURN_NONE;
+}
+
+const http::Request* current_request(PyObject* self) {
+  auto* t = reinterpret_cast<TransportObject*>(self);
+  if (!t->request) {
+    PyErr_SetString(PyExc_AttributeError,
+                    "HTTP request attributes exist only inside an http11 handler");
+    return nullptr;
+  }
+  return t->request;
+}
+
+PyObject* transport_headers(PyObject* self, void*) {
+  auto* t = reinterpret_cast<TransportObject*>(self);
+  const http::Request* req = current_request(self);
+  if (!req) return nullptr;
+  if (!t->headers) {
+    Ref dict(PyDict_New());
+    if (!dict) return nullptr;
+    for (const http::Header& h : req->fields()) {
+      std::string lower(h.name);
+      for (char& c : lower)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      Ref k(str_from(lower)), v(str_from(h.value));
+      if (!k || !v || PyDict_SetItem(dict.get(), k.get(), v.get()) < 0) return nullptr;
+    }
+    t->headers = dict.release();
+  }
+  return Py_NewRef(t->headers);
+}
+
+PyObject* transport_method(PyObject* self, void*) {
+  const http::Request* r = current_request(self);
+  return r ? str_from(r->method) : nullptr;
+}
+PyObject* transport_path(PyObject* self, void*) {
+  const http::Request* r = current_request(self);
+  return r ? str_from(r->path) : nullptr;
+}
+PyObject* transport_query(PyObject* self, void*) {
+  const http::Request* r = current_request(self);
+  return r ? str_from(r->query) : nullptr;
+}
+PyObject* transport_version(PyObject* self, void*) {
+  const http::Request* r = current_request(self);
+  return r ? PyUnicode_FromString(r->minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1") : nullptr;
+}
+PyObject* transport_is_closed(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<TransportObject*>(self)->session == nullptr);
+}
+
+void transport_dealloc(PyObject* self) {
+  auto* t = reinterpret_cast<TransportObject*>(self);
+  Py_CLEAR(t->headers);
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_Free(self);
+  Py_DECREF(type);
+}
+
+PyMethodDef transport_methods[] = {
+    {"sendfile", transport_sendfile, METH_VARARGS,
+     "sendfile(before, path, after)\n--\n\nQueue `before`, the file at `path` (sent from the "
+     "page cache, never through Python) and `after`."},
+    {"ranged_sendfile", transport_ranged_sendfile, METH_VARARGS,
+     "ranged_sendfile(before, path, after, offset, nbytes)\n--\n\nLike sendfile, for nbytes "
+     "bytes from offset."},
+    {"sendfile_ranged", transport_ranged_sendfile, METH_VARARGS, "Alias of ranged_sendfile."},
+    {"close", transport_close, METH_NOARGS,
+     "close()\n--\n\nClose the connection once what is queued has been sent."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef transport_getset[] = {
+    {"http_headers", transport_headers, nullptr, "Request header fields (lower-case names).",
+     nullptr},
+    {"http_method", transport_method, nullptr, "The request method.", nullptr},
+    {"http_path", transport_path, nullptr, "The request path (without the query).", nullptr},
+    {"http_query", transport_query, nullptr, "The query string (after '?').", nullptr},
+    {"http_version", transport_version, nullptr, "HTTP/1.0 or HTTP/1.1.", nullptr},
+    {"closed", transport_is_closed, nullptr, "True once the connection is gone.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot transport_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(transport_dealloc)},
+    {Py_tp_methods, transport_methods},
+    {Py_tp_getset, transport_getset},
+    {Py_tp_doc, const_cast<char*>("A connection, as protocol callbacks see it.")},
+    {0, nullptr},
+};
+
+}  // namespace
+
+PyType_Spec transport_spec = {
+    "parallel.Transport", sizeof(TransportObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, transport_slots,
+};
+
+pp::Connection* make_connection(pp::Loop& loop, Handle sock, pp::ConnectionSet& set,
+                                const ProtocolInfo& info) {
+  if (info.http11) return new HttpPyConnection(loop, sock, set, info);
+  return new RawConnection(loop, sock, set, info);
+}
+
+void report_connect_failure(const ProtocolInfo& info, const std::string& where,
+                            std::int64_t error) {
+  ensure_attached();
+  pp::log("client {}: connect to {} failed: {}", info.name, where, error_text(error));
+  if (!info.has_connection_lost) return;
+  Ref instance(PyObject_CallNoArgs(info.cls.get()));
+  int e = static_cast<int>(-error);
+  Ref exc(PyObject_CallFunction(PyExc_OSError, "is", e, std::strerror(e)));
+  Ref r(instance && exc ? PyObject_CallMethodObjArgs(instance.get(), names().connection_lost,
+                                                     Py_None, exc.get(), nullptr)
+                        : nullptr);
+  if (!r) log_exception(fmt::format("{}.connection_lost raised", info.name), fetch_exception());
+}
+
+}  // namespace pp::py

@@ -9,6 +9,7 @@
 #include "core/http/parser.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/http/scan.h"
 
@@ -323,7 +324,10 @@ ParseResult RequestParser::parse_with(std::string_view input, Request& r) {
   if (t == t0 || *t != ' ') return fail(400, "invalid request-target");
   const char* v = t + 1;
   static constexpr char kVersion[] = "HTTP/#.#\r\n";  // '#': a digit
-  for (int i = 0; i < 10; ++i) {
+  // Fast path for the version nearly every request carries; the loop below decides
+  // everything else (and which of 400 / need-more / 414 a partial version gets).
+  const bool is_11 = lend - v >= 10 && std::memcmp(v, "HTTP/1.1\r\n", 10) == 0;
+  for (int i = 0; !is_11 && i < 10; ++i) {
     if (v + i == lend) return line_short();
     char c = v[i];
     bool ok = kVersion[i] == '#' ? (c >= '0' && c <= '9') : c == kVersion[i];

@@ -35,16 +35,40 @@ struct ScalarScan {
   static const char* value(const char* p, const char* e) { return scan_table(p, e, kValueTable); }
 };
 
+// Most runs are short (methods, field names, Host values): a SIMD call costs more
+// than scanning those few bytes inline. So a SIMD scan starts inline with up to
+// kInlinePrefix bytes of the scalar scan, and only a longer run pays for the call.
+inline constexpr std::ptrdiff_t kInlinePrefix = 16;
+
+template <const ByteTable& Table, const char* (*Simd)(const char*, const char*)>
+inline const char* scan_hybrid(const char* p, const char* end) {
+  const char* stop = end - p > kInlinePrefix ? p + kInlinePrefix : end;
+  const char* q = scan_table(p, stop, Table);
+  return q == stop && stop != end ? Simd(q, end) : q;
+}
+
 struct Sse42Scan {
-  static const char* token(const char* p, const char* e) { return sse42_scan_token(p, e); }
-  static const char* target(const char* p, const char* e) { return sse42_scan_target(p, e); }
-  static const char* value(const char* p, const char* e) { return sse42_scan_value(p, e); }
+  static const char* token(const char* p, const char* e) {
+    return scan_hybrid<kTokenTable, sse42_scan_token>(p, e);
+  }
+  static const char* target(const char* p, const char* e) {
+    return scan_hybrid<kTargetTable, sse42_scan_target>(p, e);
+  }
+  static const char* value(const char* p, const char* e) {
+    return scan_hybrid<kValueTable, sse42_scan_value>(p, e);
+  }
 };
 
 struct Avx2Scan {
-  static const char* token(const char* p, const char* e) { return avx2_scan_token(p, e); }
-  static const char* target(const char* p, const char* e) { return avx2_scan_target(p, e); }
-  static const char* value(const char* p, const char* e) { return avx2_scan_value(p, e); }
+  static const char* token(const char* p, const char* e) {
+    return scan_hybrid<kTokenTable, avx2_scan_token>(p, e);
+  }
+  static const char* target(const char* p, const char* e) {
+    return scan_hybrid<kTargetTable, avx2_scan_target>(p, e);
+  }
+  static const char* value(const char* p, const char* e) {
+    return scan_hybrid<kValueTable, avx2_scan_value>(p, e);
+  }
 };
 
 }  // namespace pp::http::detail

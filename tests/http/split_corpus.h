@@ -42,6 +42,11 @@ inline std::vector<std::string> split_corpus() {
           "\r\nX-Tabs:\tleft\t \r\nCookie: a=b; c=d\r\n\r\n"
           "GET /tail HTTP/1.1\r\nHost: example.org\r\n\r\n",
 
+      "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+      "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"
+      "GET /c HTTP/1.0\r\n\r\n"
+      "GET /d HTTP/1.1\r\nHo",
+
       // Pipelines that end in an error.
       "GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /bad HTTP/1.1\r\nHost : a\r\n\r\n",
       "GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /fold HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",

@@ -29,7 +29,7 @@ TEST_CASE("the corpus covers complete requests, chunked bodies and errors") {
   REQUIRE(chunked.size() == 2);
   CHECK(chunked[0].find("body=hello world0123456789|") != std::string::npos);
   CHECK(chunked[0].find("T:X-Trailer=yes|T:X-Sum=42|") != std::string::npos);
-  std::vector<std::string> bad = parse_all(all[5], {});
+  std::vector<std::string> bad = parse_all(all[6], {});
   REQUIRE(bad.size() == 2);
   CHECK(bad[1].rfind("error 400", 0) == 0);
 }

@@ -1049,3 +1049,188 @@ TEST_CASE("shutdown with connections open: cancel and close everything, the loop
     CHECK(tr.doubled == 0);
   });
 }
+
+// ---------------------------------------------------------------------------------------
+// Fairness, queues, options
+
+TEST_CASE("a connection flooding the loop does not starve another") {
+  struct Counter {
+    Operation op;
+    std::atomic<std::uint64_t> bytes{0};
+    int finals = 0;
+    static void cb(Operation& op, const Completion& c) {
+      auto* k = static_cast<Counter*>(op.user);
+      if (c.result > 0) k->bytes += static_cast<std::uint64_t>(c.result);
+      if (!c.more) ++k->finals;
+      // A slow consumer (50 us per completion), so the writer outruns it and the socket
+      // always has more: a backend that reads until EAGAIN would never come back.
+      auto until = Clock::now() + 50us;
+      while (Clock::now() < until) {
+      }
+    }
+  };
+  for_each_backend([](Loop& loop, const std::string&) {
+    Listener l;
+    auto a = tcp_pair(l);
+    auto b = tcp_pair(l);
+    Counter flood;
+    flood.op.prep_recv(a.server.get(), true, &Counter::cb, &flood);
+    submit(loop, flood.op);
+    Probe quiet;
+    quiet.op.prep_recv(b.server.get(), true, Probe::on_complete, &quiet);
+    submit(loop, quiet.op);
+    // Another thread writes to `a` as fast as the kernel takes it, so `a` is never drained.
+    std::atomic<bool> stop{false};
+    std::thread firehose([&] {
+      std::string chunk(1 << 20, 'x');
+      while (!stop)
+        if (::send(a.client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) <= 0) break;
+    });
+    bool flowing = run_until(loop, [&] { return flood.bytes > (4u << 20); });
+    write_all(b.client.get(), "me too");
+    auto start = Clock::now();
+    bool served = run_until(
+        loop, [&] { return quiet.bytes == "me too"; }, 5s);
+    auto took = Clock::now() - start;
+    stop = true;
+    ::shutdown(a.client.get(), SHUT_RDWR);  // unblocks the writer
+    firehose.join();
+    CHECK(flowing);
+    CHECK(served);
+    CHECK(took < 1s);
+    cancel_and_wait(loop, quiet);
+    Probe c;
+    c.op.prep_cancel(&flood.op, Probe::on_complete, &c);
+    submit(loop, c.op);
+    PP_RUN_UNTIL(loop, flood.finals == 1 && c.done());
+  });
+}
+
+TEST_CASE("cancel: a send queued behind a blocked send; the first one still completes") {
+  for_each_backend([](Loop& loop, const std::string&) {
+    Listener l;
+    auto p = tcp_pair(l);
+    const std::string big = pattern(8 << 20, 11), small = "never sent";
+    IoSlice s1[] = {{big.data(), big.size()}};
+    IoSlice s2[] = {{small.data(), small.size()}};
+    Probe first, second;
+    first.op.prep_send(p.server.get(), s1, Probe::on_complete, &first);
+    second.op.prep_send(p.server.get(), s2, Probe::on_complete, &second);
+    submit(loop, first.op);
+    submit(loop, second.op);
+    run_for(loop, 20ms);  // the client does not read: `first` is stuck
+    REQUIRE_FALSE(first.done());
+    cancel_and_wait(loop, second);
+    std::string got;
+    PP_RUN_UNTIL(loop,
+                 (read_available(p.client.get(), got), first.done() && got.size() >= big.size()));
+    CHECK(first.last() == static_cast<std::int64_t>(big.size()));
+    CHECK(got == big);
+  });
+}
+
+TEST_CASE("an fd number reused after the caller closed it outside the loop") {
+  for_each_backend([](Loop& loop, const std::string&) {
+    int number;
+    {
+      Listener l1;
+      number = l1.fd.get();
+      Probe acc;
+      acc.op.prep_accept(l1.fd.get(), false, Probe::on_complete, &acc);
+      submit(loop, acc.op);
+      run_for(loop, 5ms);  // it waits (and the backend may register the fd)
+      Fd c = connect_client(l1.port);
+      PP_RUN_UNTIL(loop, acc.done());
+      REQUIRE(acc.last() >= 0);
+      Fd conn(static_cast<int>(acc.last()));
+      conn.reset();
+      // l1 closes here with close(2), not through the loop.
+    }
+    Listener l2;
+    INFO("old number " << number << ", new " << l2.fd.get());
+    Probe acc;
+    acc.op.prep_accept(l2.fd.get(), false, Probe::on_complete, &acc);
+    submit(loop, acc.op);
+    run_for(loop, 5ms);
+    Fd c = connect_client(l2.port);
+    PP_RUN_UNTIL(loop, acc.done());
+    CHECK(acc.last() >= 0);
+    if (acc.last() >= 0) ::close(static_cast<int>(acc.last()));
+  });
+}
+
+TEST_CASE("small receive buffers: every completion fits one buffer, nothing is lost") {
+  LoopOptions opts;
+  opts.recv_buffer_size = 4096;
+  opts.recv_buffer_count = 8;
+  opts.queue_depth = 64;
+  for (BackendKind kind : available_backends()) {
+    INFO("backend: " << to_string(kind));
+    auto opened = open_loop(kind, opts);
+    REQUIRE_MESSAGE(opened.loop, opened.error);
+    Loop& loop = *opened.loop;
+    Listener l;
+    auto p = tcp_pair(l);
+    Probe r;
+    r.op.prep_recv(p.server.get(), true, Probe::on_complete, &r);
+    submit(loop, r.op);
+    const std::string data = pattern(1 << 20, 21);
+    std::size_t pos = 0;
+    PP_RUN_UNTIL(loop, (write_available(p.client.get(), data, pos), r.bytes.size() == data.size()));
+    CHECK(r.bytes == data);
+    for (auto res : r.results) CHECK(res <= 4096);
+    CHECK_FALSE(r.done());
+    p.client.reset();
+    PP_RUN_UNTIL(loop, r.done());
+    check_probe(r);
+    CHECK(r.last() == 0);
+  }
+}
+
+TEST_CASE("bounded work per connection: a backlog on one socket does not delay another") {
+  // Small buffers make one socket's queued data many reads long; a backend that reads one
+  // socket until EAGAIN serves every one of them before the other socket's message.
+  LoopOptions opts;
+  opts.recv_buffer_size = 512;
+  opts.recv_buffer_count = 512;
+  struct Seq {
+    Operation op;
+    char tag;
+    std::string* order;
+    static void cb(Operation& op, const Completion& c) {
+      auto* s = static_cast<Seq*>(op.user);
+      if (c.result > 0) s->order->push_back(s->tag);
+    }
+  };
+  for (BackendKind kind : available_backends()) {
+    INFO("backend: " << to_string(kind));
+    auto opened = open_loop(kind, opts);
+    REQUIRE_MESSAGE(opened.loop, opened.error);
+    Loop& loop = *opened.loop;
+    Listener l;
+    auto a = tcp_pair(l);
+    auto b = tcp_pair(l);
+    const std::string bulk = pattern(48 << 10, 5);
+    std::size_t pos = 0;
+    write_available(a.client.get(), bulk, pos);
+    REQUIRE(pos == bulk.size());
+    write_all(b.client.get(), "me too");
+    std::string order;
+    Seq ra{{}, 'A', &order}, rb{{}, 'B', &order};
+    ra.op.prep_recv(a.server.get(), true, &Seq::cb, &ra);
+    rb.op.prep_recv(b.server.get(), true, &Seq::cb, &rb);
+    submit(loop, ra.op);
+    submit(loop, rb.op);
+    PP_RUN_UNTIL(loop, order.find('B') != std::string::npos);
+    auto before_b = order.find('B');
+    INFO("completions of A before B's first: " << before_b);
+    CHECK(before_b <= 64);  // A alone needs about 96
+    Probe ca, cb;
+    ca.op.prep_cancel(&ra.op, Probe::on_complete, &ca);
+    cb.op.prep_cancel(&rb.op, Probe::on_complete, &cb);
+    submit(loop, ca.op);
+    submit(loop, cb.op);
+    PP_RUN_UNTIL(loop, ca.done() && cb.done());
+    run_for(loop, 5ms);  // the recvs' last completions, before they go out of scope
+  }
+}

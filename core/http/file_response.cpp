@@ -16,20 +16,13 @@ std::string_view content_type_for(std::string_view path) {
     std::string_view ext, type;
   };
   static constexpr Entry kTypes[] = {
-      {"html", "text/html; charset=utf-8"},
-      {"htm", "text/html; charset=utf-8"},
-      {"txt", "text/plain; charset=utf-8"},
-      {"css", "text/css"},
-      {"js", "text/javascript"},
-      {"json", "application/json"},
-      {"xml", "application/xml"},
-      {"png", "image/png"},
-      {"jpg", "image/jpeg"},
-      {"jpeg", "image/jpeg"},
-      {"gif", "image/gif"},
-      {"svg", "image/svg+xml"},
-      {"pdf", "application/pdf"},
-      {"wasm", "application/wasm"},
+      {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
+      {"txt", "text/plain; charset=utf-8"}, {"css", "text/css"},
+      {"js", "text/javascript"},            {"json", "application/json"},
+      {"xml", "application/xml"},           {"png", "image/png"},
+      {"jpg", "image/jpeg"},                {"jpeg", "image/jpeg"},
+      {"gif", "image/gif"},                 {"svg", "image/svg+xml"},
+      {"pdf", "application/pdf"},           {"wasm", "application/wasm"},
   };
   for (auto& e : kTypes)
     if (e.ext == ext) return e.type;

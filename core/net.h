@@ -27,6 +27,10 @@ Handle open_stream_socket(const Endpoint& to, std::string& error);
 /// The local port a socket is bound to (0 on error).
 std::uint16_t local_port(Handle sock);
 
+/// The remote address of a connected socket as (numeric host, port). False when
+/// the socket is not connected.
+bool peer_address(Handle sock, std::string& host, std::uint16_t& port);
+
 /// Disables Nagle's algorithm: responses leave as soon as they are written.
 void set_nodelay(Handle sock);
 

@@ -13,6 +13,16 @@ namespace pp::py {
 // ---- py_util.h --------------------------------------------------------------------
 
 void log_exception(std::string_view context, const Ref& exc) {
+  // With workers=0 callbacks run on the main thread, where Ctrl-C surfaces as a
+  // KeyboardInterrupt inside whatever callback is running: it means "stop", not
+  // "this callback failed" (and the signal is consumed, so run() would not see it).
+  if (exc && (PyErr_GivenExceptionMatches(exc.get(), PyExc_KeyboardInterrupt) ||
+              PyErr_GivenExceptionMatches(exc.get(), PyExc_SystemExit))) {
+    pp::log("{} received during a callback: stopping",
+            PyErr_GivenExceptionMatches(exc.get(), PyExc_SystemExit) ? "SystemExit" : "SIGINT");
+    request_stop();
+    return;
+  }
   pp::log("{}", context);
   if (!exc) return;
 #if PY_VERSION_HEX >= 0x030C0000

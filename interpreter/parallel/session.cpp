@@ -252,6 +252,7 @@ class Session {
   }
 
   void close() { conn_.close_after_send(); }
+  Handle socket() const { return conn_.socket(); }
   const ProtocolInfo& info() const { return info_; }
 
  private:
@@ -572,6 +573,18 @@ PyObject* transport_version(PyObject* self, void*) {
   const http::Request* r = current_request(self);
   return r ? PyUnicode_FromString(r->minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1") : nullptr;
 }
+PyObject* transport_peer(PyObject* self, void*) {
+  Session* s = live_session(self);
+  if (!s) return nullptr;
+  std::string host;
+  std::uint16_t port = 0;
+  if (!peer_address(s->socket(), host, port)) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    return nullptr;
+  }
+  return Py_BuildValue("(si)", host.c_str(), static_cast<int>(port));
+}
+
 PyObject* transport_is_closed(PyObject* self, void*) {
   return PyBool_FromLong(reinterpret_cast<TransportObject*>(self)->session == nullptr);
 }
@@ -604,6 +617,7 @@ PyGetSetDef transport_getset[] = {
     {"http_path", transport_path, nullptr, "The request path (without the query).", nullptr},
     {"http_query", transport_query, nullptr, "The query string (after '?').", nullptr},
     {"http_version", transport_version, nullptr, "HTTP/1.0 or HTTP/1.1.", nullptr},
+    {"peer", transport_peer, nullptr, "The remote (host, port).", nullptr},
     {"closed", transport_is_closed, nullptr, "True once the connection is gone.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };

@@ -92,6 +92,27 @@ std::uint16_t local_port(Handle sock) {
   return 0;
 }
 
+bool peer_address(Handle sock, std::string& host, std::uint16_t& port) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(static_cast<int>(sock), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    return false;
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+    port = ntohs(a->sin6_port);
+  } else {
+    return false;
+  }
+  host = buf;
+  return true;
+}
+
 void set_nodelay(Handle sock) {
   int one = 1;
   ::setsockopt(static_cast<int>(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

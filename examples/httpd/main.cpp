@@ -21,6 +21,9 @@
 #include "core/signals.h"
 #include "core/workers.h"
 #include "examples/httpd/http_connection.h"
+#include "numa/bind.h"
+#include "numa/plan.h"
+#include "numa/topology.h"
 
 namespace {
 
@@ -31,11 +34,14 @@ struct Options {
   std::string root = ".";
   pp::BackendKind backend = pp::BackendKind::automatic;
   std::uint64_t body_limit = 1u << 20;
+  std::string numa_policy = PP_DEFAULT_NUMA_POLICY;
+  bool numa_policy_explicit = false;
 };
 
 constexpr std::string_view kUsage =
     "usage: pyparallel-httpd [--host H] [--port P] [--workers N] [--root DIR]\n"
-    "                        [--backend auto|io_uring|epoll] [--body-limit BYTES]\n";
+    "                        [--backend auto|io_uring|epoll] [--body-limit BYTES]\n"
+    "                        [--numa-policy compact|scatter|node:K|CPU-LIST|none]\n";
 
 template <typename T>
 bool parse_number(std::string_view text, T& out, T min, T max) {
@@ -59,6 +65,10 @@ Options parse_args(int argc, char** argv) {
   if (const char* env = std::getenv("PYPARALLEL_BACKEND")) {
     if (!pp::parse_backend_kind(env, o.backend))
       usage_error(fmt::format("PYPARALLEL_BACKEND: unknown backend '{}'", env));
+  }
+  if (const char* env = std::getenv("PYPARALLEL_NUMA_POLICY"); env && *env) {
+    o.numa_policy = env;
+    o.numa_policy_explicit = true;
   }
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -88,6 +98,9 @@ Options parse_args(int argc, char** argv) {
     } else if (name == "--backend") {
       if (!pp::parse_backend_kind(value, o.backend))
         usage_error(fmt::format("--backend expects auto, io_uring or epoll, got '{}'", value));
+    } else if (name == "--numa-policy") {
+      o.numa_policy = value;
+      o.numa_policy_explicit = true;
     } else if (name == "--body-limit") {
       if (!parse_number<std::uint64_t>(value, o.body_limit, 0, std::uint64_t(1) << 40))
         usage_error(fmt::format("--body-limit expects a byte count, got '{}'", value));
@@ -119,12 +132,32 @@ int main(int argc, char** argv) {
   }
 
   pp::WorkerPoolConfig config;
-  config.count = opt.workers;
   config.backend = opt.backend;
+  // Placement: one worker per allowed CPU by default, pinned by the NUMA policy.
+  auto topology = pp::numa::Topology::load(pp::numa::Source::host(), error);
+  unsigned count = opt.workers;
+  if (count == 0)
+    count = topology ? static_cast<unsigned>(std::max<std::size_t>(1, topology->allowed_pus().size()))
+                     : std::max(1u, std::thread::hardware_concurrency());
+  if (topology) {
+    auto plan = pp::numa::make_plan(*topology, opt.numa_policy, static_cast<int>(count), error);
+    if (plan) {
+      config.slots = plan->slots;
+    } else if (opt.numa_policy_explicit) {
+      pp::log("--numa-policy {}: {}", opt.numa_policy, error);
+      return 2;
+    } else {
+      // The build default is a preference: more workers than CPUs run unpinned.
+      pp::log("numa: {}; workers run unpinned", error);
+    }
+  }
+  config.on_thread_start = [](unsigned, const pp::WorkerSlot& slot, std::string&) {
+    pp::numa::worker_start_hook(slot);
+    return true;
+  };
   std::vector<std::unique_ptr<WorkerServer>> servers;
   pp::WorkerPool pool;
   // Sized before start: each worker fills in its own entry from its own thread.
-  unsigned count = opt.workers ? opt.workers : std::max(1u, std::thread::hardware_concurrency());
   config.count = count;
   for (unsigned i = 0; i < count; ++i) servers.push_back(std::make_unique<WorkerServer>());
 

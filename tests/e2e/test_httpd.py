@@ -306,3 +306,29 @@ def test_bad_options(args, needle):
     proc = subprocess.run([str(HTTPD), *args], capture_output=True, text=True, timeout=10)
     assert proc.returncode == 2
     assert needle in proc.stderr
+
+
+def test_numa_policy_pins_workers(docroot):
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[-1]
+    srv = Server(docroot, workers=1, extra=["--numa-policy", str(cpu)])
+    try:
+        allowed = []
+        for task in pathlib.Path(f"/proc/{srv.proc.pid}/task").iterdir():
+            status = (task / "status").read_text()
+            line = [ln for ln in status.splitlines() if ln.startswith("Cpus_allowed_list")][0]
+            allowed.append(line.split(":")[1].strip())
+        # The main thread keeps the process's mask; the one worker is pinned to `cpu`.
+        assert str(cpu) in allowed, allowed
+        c = srv.conn()
+        c.request("GET", "/plaintext")
+        assert c.getresponse().read() == b"Hello, World!"
+    finally:
+        assert srv.stop()[0] == 0
+
+
+def test_impossible_numa_policy_is_an_error(docroot):
+    proc = subprocess.run([str(HTTPD), "--port", str(free_port()), "--root", str(docroot),
+                           "--numa-policy", "node:7"], capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 2
+    assert "node 7" in proc.stderr, proc.stderr

@@ -23,9 +23,22 @@ def main():
     emit("executable", os.path.realpath(sys.executable))
     emit("ext_suffix", var("EXT_SUFFIX"))
     emit("platlib", sysconfig.get_path("platlib"))
-    includes = {sysconfig.get_path("include"), sysconfig.get_path("platinclude")}
+    includes = {sysconfig.get_path("include"), sysconfig.get_path("platinclude")} - {None}
     for inc in sorted(includes):
         emit("include", inc)
+
+    if os.name == "nt":
+        # python.org's Windows layout: the import library is libs/python313t.lib (or
+        # python313.lib), the DLL sits beside python.exe. (Not exercised by CI yet.)
+        name = f"python{sys.version_info[0]}{sys.version_info[1]}{'t' if free_threaded else ''}"
+        lib = os.path.join(sys.base_prefix, "libs", name + ".lib")
+        if not os.path.exists(lib):
+            print(f"no {lib}; install the interpreter with its development files",
+                  file=sys.stderr)
+            return 1
+        emit("libpython", lib)
+        emit("link_arg", lib)
+        return 0
 
     ldversion = var("LDVERSION") or f"{sys.version_info[0]}.{sys.version_info[1]}"
     libdir = var("LIBDIR")

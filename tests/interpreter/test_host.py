@@ -141,3 +141,18 @@ def test_stdlib_smoke(pp):
     r = pp.run("-c", STDLIB_SMOKE)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "stdlib ok"
+
+
+def test_multiprocessing_spawn_uses_the_host(pp, tmp_path):
+    script = tmp_path / "mp.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing as mp, parallel
+        def square(x):
+            return x * x
+        if __name__ == "__main__":
+            with mp.get_context("spawn").Pool(2) as pool:
+                print(pool.map(square, range(5)))
+    """))
+    r = pp.run(script)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[0, 1, 4, 9, 16]"

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import build_dir, free_port
+from pptest import build_dir, free_port
 
 HTTPD = build_dir() / "examples" / "pyparallel-httpd"
 pytestmark = pytest.mark.skipif(not HTTPD.exists(), reason=f"{HTTPD} not built")

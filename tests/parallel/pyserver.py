@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 
-from conftest import ROOT, build_dir, free_port
+from pptest import ROOT, build_dir, free_port
 
 HERE = pathlib.Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"

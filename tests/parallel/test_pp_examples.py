@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from conftest import free_port
+from pptest import free_port
 from pyserver import (EXAMPLES, ServerProcess, count_responses, parse_responses, pyparallel,
                       recv_exactly, recv_line, recv_until)
 

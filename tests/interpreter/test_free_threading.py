@@ -47,14 +47,16 @@ def forked(procs, n):
 n = 200_000
 while timed(1, n)[0] < 0.25:
     n *= 2
-# Processes first: fork while no other thread exists. Best time of each shape: a
-# neighbour's burst only ever makes a run slower.
-p1 = min(forked(1, n) for _ in range(3))
-p2 = min(forked(2, n) for _ in range(3))
-ones, twos = [], []
-for _ in range(5):
+# Interleaved rounds, so the control and the threads see the same neighbours; the best
+# time of each shape counts (a neighbour's burst only ever makes a run slower). fork() is
+# safe here: every thread started so far has been joined.
+p1s, p2s, ones, twos = [], [], [], []
+for _ in range(4):
+    p1s.append(forked(1, n))
+    p2s.append(forked(2, n))
     ones.append(timed(1, n))
     twos.append(timed(2, n))
+p1, p2 = min(p1s), min(p2s)
 t1 = min(ones)
 t2 = min(twos)
 print(json.dumps({"threads": t2[0] / t1[0], "processes": p2 / p1,
@@ -84,14 +86,14 @@ def two_cpus():
 
 def test_two_threads_run_in_parallel_without_the_gil(pp_ft):
     m = measure(pp_ft)
-    # Perfect overlap is 1.0, taking turns 2.0; 1.6 leaves room for a busy neighbour.
-    if m["threads"] >= 1.6 and machine_busy(m):
+    # Perfect overlap is 1.0, taking turns 2.0; 1.7 leaves room for a busy neighbour.
+    if m["threads"] >= 1.7 and machine_busy(m):
         pytest.skip(f"machine too busy to tell: {m}")
-    assert m["threads"] < 1.6, f"2 threads took {m['threads']:.2f}x the 1-thread time: {m}"
+    assert m["threads"] < 1.7, f"2 threads took {m['threads']:.2f}x the 1-thread time: {m}"
 
 
 def test_two_threads_take_turns_with_the_gil(pp_gil):
     m = measure(pp_gil)
-    if m["threads"] <= 1.7 and machine_busy(m):
+    if m["threads"] <= 1.75 and machine_busy(m):
         pytest.skip(f"machine too busy to tell: {m}")
-    assert m["threads"] > 1.7, f"2 threads took only {m['threads']:.2f}x under the GIL: {m}"
+    assert m["threads"] > 1.75, f"2 threads took only {m['threads']:.2f}x under the GIL: {m}"

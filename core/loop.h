@@ -92,7 +92,9 @@ struct Operation {
 
   /// Accept connections on listening socket `listener`. Use `multishot` for a
   /// server's accept loop: one submission, one completion per new connection.
-  /// Result: the new connection's handle (non-blocking, owned by the caller).
+  /// Result: the new connection's handle (non-blocking, close-on-exec, owned by
+  /// the caller). A multishot accept may end (`more == false`) on an error or by
+  /// the kernel's choice: resubmit whenever it does.
   void prep_accept(Handle listener, bool multi, CompletionFn cb, void* ctx) {
     reset(OpCode::accept, listener, cb, ctx);
     multishot = multi;
@@ -105,7 +107,9 @@ struct Operation {
     multishot = multi;
   }
   /// Send all of `bufs`, gathered, finishing partial sends inside the engine. One
-  /// completion: the total bytes sent, or the error that stopped it.
+  /// completion: the total bytes sent, or the error that stopped it (a send that
+  /// failed part-way reports only the error). Sends and sendfiles submitted on one
+  /// socket go out in submission order, never interleaved.
   void prep_send(Handle sock, std::span<const IoSlice> bufs, CompletionFn cb, void* ctx) {
     reset(OpCode::send, sock, cb, ctx);
     slices = bufs;
@@ -136,7 +140,8 @@ struct Operation {
     reset(OpCode::cancel, invalid_handle, cb, ctx);
     target = victim;
   }
-  /// Close `h`. Cancel the handle's in-flight operations first.
+  /// Close `h`. The engine first ends the handle's in-flight operations (each
+  /// completes with -ECANCELED), so nothing touches a reused descriptor.
   void prep_close(Handle h, CompletionFn cb, void* ctx) { reset(OpCode::close, h, cb, ctx); }
 
  private:
@@ -170,8 +175,10 @@ struct LoopOptions {
   bool sqpoll = false;
 };
 
-/// One completion engine instance, owned and driven by one thread (a worker).
-/// Only `post` may be called from other threads.
+/// One completion engine instance, owned and driven by one thread (a worker): the
+/// first thread that submits or runs it. Only `post` may be called from other
+/// threads. Destroying a loop drops operations still in flight without callbacks;
+/// `run_once` must not be called from inside a callback.
 class Loop {
  public:
   virtual ~Loop() = default;

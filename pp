@@ -85,7 +85,16 @@ case "$cmd" in
   test)
     apt_install "${build_packages[@]}" "${test_packages[@]}"
     do_build
-    exec "$root/tests/run-all.sh" "$build"
+    # The same runtime on a stock GIL interpreter (Debian's python3.11): the tests check
+    # it works there too, and that callbacks then take turns.
+    gil_python="$("$root/interpreter/build-cpython.sh" --stock | tail -n 1)"
+    gil_build="$root/build-interp-gil"
+    if [ ! -f "$gil_build/build.ninja" ]; then
+      meson setup "$gil_build" -Dpython="$gil_python" -Dtests=false >/dev/null ||
+        die "meson setup $gil_build failed"
+    fi
+    ninja -C "$gil_build" >/dev/null || ninja -C "$gil_build"
+    PP_GIL_BUILD_DIR="$gil_build" exec "$root/tests/run-all.sh" "$build"
     ;;
   bench)
     [ $# -gt 0 ] || die "usage: ./pp bench NAME [ARGS...] (see bench/README.md)"

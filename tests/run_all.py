@@ -122,9 +122,10 @@ def main() -> int:
     tally = Tally()
     doctest_suites(build, tally)
     env = dict(os.environ, PP_BUILD_DIR=str(build))
-    gil = ROOT / "build-gil"
+    gil = pathlib.Path(os.environ.get("PP_GIL_BUILD_DIR", ROOT / "build-interp-gil"))
     if (gil / "build.ninja").exists():
         env["PP_GIL_BUILD_DIR"] = str(gil)
+        env["PP_BUILD_DIRS"] = str(gil)
     pytest_suite("python", ["tests"], env, tally)
     if os.environ.get("PP_SKIP_FUZZ") != "1":
         fuzz(tally)

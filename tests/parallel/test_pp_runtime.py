@@ -94,8 +94,8 @@ def test_zero_workers_runs_callbacks_on_the_main_thread(how):
     else:
         srv = ServerProcess(HTTP, "--run-workers", "0", workers=None)
     try:
-        info = get_json(srv, "/info")
-        assert info["parallel"] is False and info["main"] is True
+        where = get_json(srv, "/where")
+        assert where["parallel"] is False and where["main"] is True
         assert srv.get("/bytes")[2] == b"bytes body"
         c = srv.http()  # keep-alive and per-connection state work the same way
         for i in range(1, 4):

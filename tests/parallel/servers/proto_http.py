@@ -118,6 +118,10 @@ class Routes:
     def big(self, transport, data):
         return b'x' * BIG
 
+    def where(self, transport, data):
+        return {'parallel': parallel.is_parallel_thread(),
+                'main': threading.get_ident() == MAIN_IDENT}
+
     def ident(self, transport, data):
         return {'thread': threading.get_ident(), 'parallel': parallel.is_parallel_thread()}
 

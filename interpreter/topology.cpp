@@ -12,6 +12,9 @@
 #endif
 
 #include "core/loop.h"
+#include "numa/describe.h"
+#include "numa/plan.h"
+#include "numa/topology.h"
 
 namespace pp {
 namespace {
@@ -45,22 +48,40 @@ int print_topology(const RuntimeOptions& options, std::FILE* out) {
   fmt::print(out, "  cpus online: {}\n", sysconf(_SC_NPROCESSORS_ONLN));
 #endif
   fmt::print(out, "  cpus allowed: {} ({})\n", cpus, allowed_cpu_list());
-  // NUMA nodes, cores and the NIC's locality come from numa/ (hwloc) once it lands.
-  fmt::print(out, "  numa: no topology source in this build; workers stay unpinned\n");
-
   std::vector<std::string> names;
   for (BackendKind kind : available_backends()) names.emplace_back(to_string(kind));
   fmt::print(out, "  backends available: {}\n",
              names.empty() ? std::string("none") : fmt::format("{}", fmt::join(names, ", ")));
 
   unsigned workers = options.workers == 0 ? cpus : options.workers;
-  fmt::print(out, "plan\n");
+  fmt::print(out, "options\n");
   fmt::print(out, "  workers: {} ({}{})\n", workers, to_string(options.workers_origin),
              options.workers == 0 ? ", one per allowed cpu" : "");
   fmt::print(out, "  backend: {} ({})\n", to_string(options.backend),
              to_string(options.backend_origin));
   fmt::print(out, "  numa policy: {} ({})\n", options.numa_policy,
              to_string(options.numa_policy_origin));
+
+  // The machine as hwloc sees it and the placement parallel.run() would use.
+  std::string error;
+  auto topology = numa::Topology::load(numa::Source::host(), error);
+  if (!topology) {
+    fmt::print(out, "numa: no topology ({}); workers run unpinned\n", error);
+    for (unsigned i = 0; i < workers; ++i) fmt::print(out, "  worker {}: unpinned\n", i);
+    return 0;
+  }
+  auto plan = numa::make_plan(*topology, options.numa_policy, static_cast<int>(workers), error);
+  if (plan) {
+    fmt::print(out, "{}", numa::describe(*topology, *plan));
+    return 0;
+  }
+  fmt::print(out, "{}", numa::describe_machine(*topology));
+  if (options.numa_policy_origin != OptionOrigin::built_in) {
+    // An impossible policy someone asked for is an error, as it is at run().
+    fmt::print(stderr, "pyparallel: error: numa policy '{}': {}\n", options.numa_policy, error);
+    return 2;
+  }
+  fmt::print(out, "Plan: {}; the default policy gives way and workers run unpinned\n", error);
   for (unsigned i = 0; i < workers; ++i) fmt::print(out, "  worker {}: unpinned\n", i);
   return 0;
 }

@@ -7,10 +7,10 @@
 
 namespace pp {
 
-/// Prints the CPUs this process may use, the completion backends that open here, and the
-/// plan (worker count, backend, placement) that `options` produce, to `out`. Returns the
-/// process exit status (0). numa/ will supply node/core detail and per-worker PUs; until
-/// then workers are listed as unpinned.
+/// Prints the CPUs this process may use, the completion backends that open here, the
+/// machine as hwloc sees it (packages, nodes, cores, PUs, NIC locality) and the plan that
+/// `options` produce: one row per worker with its PU, core, node and memory. Returns the
+/// process exit status: 0, or 2 when an explicitly requested policy cannot be met.
 int print_topology(const RuntimeOptions& options, std::FILE* out);
 
 }  // namespace pp

@@ -111,18 +111,23 @@ def main() -> int:
 
     if wanted("cpu") and not why_not:
         rows = []
+        iterations = subprocess.run(
+            [str(PYPARALLEL), "--workers", "1", str(SERVERS / "pp_cpu.py"), "--ms",
+             str(args.cpu_ms), "--calibrate-only"], capture_output=True, text=True,
+            timeout=120, check=True).stdout.split()[-1]
         for workers in (1, 2):
             port = free_port()
             srv = Command([str(PYPARALLEL), "--workers", str(workers),
-                           str(SERVERS / "pp_cpu.py"), "--port", str(port), "--ms",
-                           str(args.cpu_ms)], port)
+                           str(SERVERS / "pp_cpu.py"), "--port", str(port),
+                           "--iterations", iterations], port)
             try:
                 rows.append((f"pyparallel cpu, {workers} worker{'s' if workers > 1 else ''}",
                              wrk("cpu", srv.proc.pid, f"http://127.0.0.1:{port}/cpu",
                                  args.connections, args.seconds, path="/cpu")))
             finally:
                 srv.stop()
-        print(f"\n## CPU-bound handler (~{args.cpu_ms} ms pure Python), {args.connections} "
+        print(f"\n## CPU-bound handler (~{args.cpu_ms} ms pure Python: {iterations} loop "
+              f"iterations), {args.connections} "
               f"connections (wrk -t1, {args.seconds}s; ratios against 1 worker)")
         print(table(rows, rows[0][1]))
         print(f"scaling 2 workers / 1 worker: {rows[1][1].rps / rows[0][1].rps:.2f}x",

@@ -5,6 +5,8 @@
 GET /cpu runs a fixed number of loop iterations, calibrated once in the main thread
 before run() to take --ms milliseconds of CPU on this interpreter, and returns the
 result as text. With N workers on a free-threaded build, N requests run at once.
+Comparisons between runs should pass the same --iterations to each (python_servers.py
+calibrates once with --calibrate-only): a calibration on a busy machine differs.
 """
 import argparse
 import time
@@ -45,8 +47,15 @@ def main() -> None:
     ap.add_argument('--host', default='127.0.0.1')
     ap.add_argument('--port', type=int, default=8080)
     ap.add_argument('--ms', type=float, default=1.0)
+    ap.add_argument('--iterations', type=int, default=0,
+                    help='loop iterations per request (default: calibrated from --ms)')
+    ap.add_argument('--calibrate-only', action='store_true',
+                    help='print the iterations for --ms and exit')
     args = ap.parse_args()
-    N = min(calibrate(args.ms) for _ in range(3))
+    N = args.iterations or max(calibrate(args.ms) for _ in range(3))
+    if args.calibrate_only:
+        print(N)
+        return
     server = parallel.server(args.host, args.port)
     parallel.register(transport=server, protocol=Cpu)
     print(f'{N} iterations per request (~{args.ms} ms)', flush=True)

@@ -81,6 +81,8 @@ class Result:
     p99_us: float
     cpu_us_per_req: float
     errors: int
+    mean_us: float = float("nan")  # wrk's average latency (also valid when pipelining)
+    max_us: float = float("nan")
 
 
 def _to_us(value: str) -> float:
@@ -124,8 +126,23 @@ def wrk(name: str, pid: int, url: str, connections: int, seconds: int, threads: 
     p99_us = _to_us(p99.group(1)) if p99 else float("nan")
     if p99_us < p50_us:  # wrk 4.1 sometimes prints "99% 0.00us" with pipelining: unknown
         p99_us = float("nan")
+    lat = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    mean_us = _to_us(lat.group(1)) if lat else float("nan")
+    max_us = _to_us(lat.group(3)) if lat else float("nan")
     return Result(name, rps, p50_us, p99_us,
-                  used / 1e3 / nreq if nreq else float("nan"), errors)
+                  used / 1e3 / nreq if nreq else float("nan"), errors, mean_us, max_us)
+
+
+def median(results: list[Result]) -> Result:
+    """Field-by-field median of repeated runs of one server (noisy shared machines)."""
+    def med(values: list[float]) -> float:
+        vals = sorted(v for v in values if v == v)
+        return vals[len(vals) // 2] if vals else float("nan")
+    first = results[0]
+    return Result(first.name, med([r.rps for r in results]), med([r.p50_us for r in results]),
+                  med([r.p99_us for r in results]), med([r.cpu_us_per_req for r in results]),
+                  sum(r.errors for r in results), med([r.mean_us for r in results]),
+                  med([r.max_us for r in results]))
 
 
 class Nginx:
@@ -184,12 +201,15 @@ def table(rows: list[tuple[str, Result]], anchor: Result) -> str:
     def ratio(a: float, b: float) -> float:
         return a / b if b and b == b else float("nan")
 
-    lines = [f"{'server':<34}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}{'cpu us/req':>11}"
-             f"{'x rps':>7}{'x cpu':>7}{'x p99':>7}{'err':>5}"]
+    lines = [f"{'server':<34}{'req/s':>11}{'p50 us':>9}{'p99 us':>9}{'mean us':>9}"
+             f"{'max us':>9}{'cpu us/req':>11}{'x rps':>7}{'x cpu':>7}{'x p99':>7}{'err':>5}"]
     for label, r in rows:
         lines.append(
-            f"{label:<34}{r.rps:>11.0f}{r.p50_us:>9.0f}{r.p99_us:>9.0f}"
-            f"{r.cpu_us_per_req:>11.2f}{ratio(r.rps, anchor.rps):>7.2f}"
+            f"{label:<34}{r.rps:>11.0f}{r.p50_us:>9.0f}{r.p99_us:>9.0f}{r.mean_us:>9.0f}"
+            f"{r.max_us:>9.0f}{r.cpu_us_per_req:>11.2f}{ratio(r.rps, anchor.rps):>7.2f}"
             f"{ratio(r.cpu_us_per_req, anchor.cpu_us_per_req):>7.2f}"
             f"{ratio(r.p99_us, anchor.p99_us):>7.2f}{r.errors:>5}")
+    if any(r.p99_us != r.p99_us for _, r in rows):
+        lines.append("(p99 nan: wrk 4.1 cannot compute percentiles of pipelined requests; "
+                     "compare mean and max)")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ p99 no worse than nginx's.
 import argparse
 import sys
 
-from benchlib import BUILD, Command, Nginx, free_port, table, wrk
+from benchlib import BUILD, Command, Nginx, free_port, median, table, wrk
 
 SCENARIOS = [("8 conns", 8, 0), ("8 conns, pipeline 16", 8, 16),
              ("256 conns, pipeline 16", 256, 16)]
@@ -25,29 +25,35 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs per server, alternating; the table shows medians")
     args = ap.parse_args()
     httpd = BUILD / "examples" / "pyparallel-httpd"
     for workers in [int(w) for w in args.workers.split(",")]:
         for label, conns, depth in SCENARIOS:
-            rows = []
-            port = free_port()
-            ng = Nginx(workers, port)
-            try:
-                anchor = wrk("nginx", ng.proc.pid, f"http://127.0.0.1:{port}/plaintext",
-                             conns, args.seconds, pipeline=depth)
-            finally:
-                ng.stop()
-            rows.append(("nginx", anchor))
-            port = free_port()
-            srv = Command([str(httpd), "--port", str(port), "--workers", str(workers),
-                           "--backend", args.backend, "--host", "127.0.0.1"], port)
-            try:
-                rows.append(("pyparallel-httpd", wrk("httpd", srv.proc.pid,
-                                                     f"http://127.0.0.1:{port}/plaintext",
-                                                     conns, args.seconds, pipeline=depth)))
-            finally:
-                srv.stop()
-            print(f"\n## {workers} worker(s), {label} (wrk -t1, {args.seconds}s)")
+            runs: dict[str, list] = {"nginx": [], "httpd": []}
+            for _ in range(args.repeat):  # alternate, so drift in load hits both alike
+                port = free_port()
+                ng = Nginx(workers, port)
+                try:
+                    runs["nginx"].append(wrk("nginx", ng.proc.pid,
+                                             f"http://127.0.0.1:{port}/plaintext", conns,
+                                             args.seconds, pipeline=depth))
+                finally:
+                    ng.stop()
+                port = free_port()
+                srv = Command([str(httpd), "--port", str(port), "--workers", str(workers),
+                               "--backend", args.backend, "--host", "127.0.0.1"], port)
+                try:
+                    runs["httpd"].append(wrk("httpd", srv.proc.pid,
+                                             f"http://127.0.0.1:{port}/plaintext", conns,
+                                             args.seconds, pipeline=depth))
+                finally:
+                    srv.stop()
+            anchor = median(runs["nginx"])
+            rows = [("nginx", anchor), ("pyparallel-httpd", median(runs["httpd"]))]
+            print(f"\n## {workers} worker(s), {label} (wrk -t1, {args.seconds}s, "
+                  f"median of {args.repeat})")
             print(table(rows, anchor), flush=True)
     return 0
 

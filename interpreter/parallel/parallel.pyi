@@ -54,7 +54,8 @@ class Transport:
     http_path: str
     http_query: str
     http_version: str
-    peer: tuple[str, int]
+    peer: tuple[str, int]  # the remote (host, port)
+    closed: bool  # True once the connection is gone (methods then raise TransportClosedError)
     def sendfile(self, before: Sendable | None, path: str, after: Sendable | None) -> None:
         """Queue ``before``, the whole file at ``path`` (page cache -> socket, never
         through Python) and ``after``. Raises FileNotFoundError / ParallelError."""
@@ -94,6 +95,8 @@ def run(workers: int | None = None, backend: str | None = None,
 def stop() -> None:
     """Ask ``run()`` to return after in-flight sends finish. Callable from any thread."""
 def is_parallel_thread() -> bool: ...
+def is_running() -> bool:
+    """True inside ``run()``."""
 def cpu_count() -> int: ...
 def stats() -> dict[str, Any]:
     """connections, active_connections, requests, bytes_sent, bytes_received, workers

@@ -26,7 +26,7 @@ import argparse
 import subprocess
 import sys
 
-from benchlib import BUILD, ROOT, Command, Nginx, Result, free_port, table, wrk
+from benchlib import BUILD, ROOT, Command, Nginx, Result, free_port, median, table, wrk
 
 PYTHON = "/usr/bin/python3"  # Debian's, which has python3-uvloop/-httptools/-aiohttp
 SERVERS = ROOT / "bench" / "servers"
@@ -78,6 +78,8 @@ def main() -> int:
     ap.add_argument("--pp-workers", default="1",
                     help="pyparallel worker counts for the plaintext runs (e.g. 1,2)")
     ap.add_argument("--cpu-ms", type=float, default=1.0)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds over all servers (interleaved); tables show medians")
     ap.add_argument("--only", default="",
                     help="comma-separated subset of: uvloop,pyparallel,aiohttp,nginx,cpu")
     args = ap.parse_args()
@@ -99,11 +101,13 @@ def main() -> int:
     for label, depth in (("no pipelining", 0), (f"pipeline {args.pipeline}", args.pipeline)):
         if only and not only & {"uvloop", "pyparallel", "aiohttp", "nginx"}:
             break
-        rows = []
-        for key, name, workers in names:
-            if key != "uvloop" and not wanted(key):
-                continue
-            rows.append((name, measure(name, workers, args.connections, args.seconds, depth)))
+        chosen = [(name, workers) for key, name, workers in names
+                  if key == "uvloop" or wanted(key)]
+        runs: dict[str, list[Result]] = {name: [] for name, _ in chosen}
+        for _ in range(args.repeat):  # rounds, so drift in the machine's load hits all alike
+            for name, workers in chosen:
+                runs[name].append(measure(name, workers, args.connections, args.seconds, depth))
+        rows = [(name, median(runs[name])) for name, _ in chosen]
         anchor = rows[0][1]
         print(f"\n## plaintext, {args.connections} connections, {label} "
               f"(wrk -t1, {args.seconds}s; ratios against uvloop+httptools)")
@@ -115,17 +119,22 @@ def main() -> int:
             [str(PYPARALLEL), "--workers", "1", str(SERVERS / "pp_cpu.py"), "--ms",
              str(args.cpu_ms), "--calibrate-only"], capture_output=True, text=True,
             timeout=120, check=True).stdout.split()[-1]
+        cpu_runs: dict[int, list[Result]] = {1: [], 2: []}
+        for _ in range(args.repeat):
+            for workers in (1, 2):
+                port = free_port()
+                srv = Command([str(PYPARALLEL), "--workers", str(workers),
+                               str(SERVERS / "pp_cpu.py"), "--port", str(port),
+                               "--iterations", iterations], port)
+                try:
+                    cpu_runs[workers].append(wrk("cpu", srv.proc.pid,
+                                                 f"http://127.0.0.1:{port}/cpu",
+                                                 args.connections, args.seconds, path="/cpu"))
+                finally:
+                    srv.stop()
         for workers in (1, 2):
-            port = free_port()
-            srv = Command([str(PYPARALLEL), "--workers", str(workers),
-                           str(SERVERS / "pp_cpu.py"), "--port", str(port),
-                           "--iterations", iterations], port)
-            try:
-                rows.append((f"pyparallel cpu, {workers} worker{'s' if workers > 1 else ''}",
-                             wrk("cpu", srv.proc.pid, f"http://127.0.0.1:{port}/cpu",
-                                 args.connections, args.seconds, path="/cpu")))
-            finally:
-                srv.stop()
+            rows.append((f"pyparallel cpu, {workers} worker{'s' if workers > 1 else ''}",
+                         median(cpu_runs[workers])))
         print(f"\n## CPU-bound handler (~{args.cpu_ms} ms pure Python: {iterations} loop "
               f"iterations), {args.connections} "
               f"connections (wrk -t1, {args.seconds}s; ratios against 1 worker)")

@@ -40,7 +40,9 @@ void Connection::on_recv(Operation& op, const Completion& c) {
   ++self->dispatching_;
   if (!c.more) self->reading_ = false;
   if (c.result > 0) {
-    if (!self->closing_ && !self->paused_) self->on_data(c.data);
+    // Bytes that arrive while back-pressure is cancelling the receive are still
+    // the peer's data: process them (pausing only stops asking for more).
+    if (!self->closing_) self->on_data(c.data);
   } else if (c.result == 0) {
     if (!self->closing_) self->on_eof();
   } else if (c.result != -ECANCELED) {

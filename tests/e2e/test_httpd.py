@@ -332,3 +332,26 @@ def test_impossible_numa_policy_is_an_error(docroot):
                            "--numa-policy", "node:7"], capture_output=True, text=True, timeout=10)
     assert proc.returncode == 2
     assert "node 7" in proc.stderr, proc.stderr
+
+
+def test_pipelining_client_that_reads_late_loses_nothing(server):
+    # 60,000 pipelined requests (~8 MB of responses) before reading a byte: the server
+    # stops reading above its send-queue limit instead of buffering without bound, then
+    # resumes as the client drains, and every response arrives.
+    n = 60000
+    req = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        sender = __import__("threading").Thread(target=s.sendall, args=(req * n,))
+        sender.start()
+        time.sleep(1.0)  # let the server's queue fill up while we do not read
+        got = 0
+        buf = b""
+        deadline = time.monotonic() + 60
+        while got < n and time.monotonic() < deadline:
+            chunk = s.recv(1 << 20)
+            assert chunk, f"closed after {got} responses"
+            buf += chunk
+            got += buf.count(b"Hello, World!")
+            buf = buf[buf.rfind(b"Hello, World!") + 13:] if b"Hello, World!" in buf else buf
+        sender.join(30)
+    assert got == n

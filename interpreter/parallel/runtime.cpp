@@ -108,13 +108,13 @@ struct WorkerState {
             [lp, set, info](Handle sock) { return make_connection(*lp, sock, *set, *info); }));
         acceptors.back()->start();
       } else if (client_no++ % count == index) {
-        start_client(e, error);
+        start_client(e);  // spread over the workers; a failure is the protocol's to hear
       }
     }
     return true;
   }
 
-  void start_client(EndpointObject* e, std::string& error) {
+  void start_client(EndpointObject* e) {
     auto c = std::make_unique<Connector>();
     c->client = e;
     c->worker = this;
@@ -124,7 +124,6 @@ struct WorkerState {
                           err) ||
         (c->sock = open_stream_socket(c->endpoint, err)) == invalid_handle) {
       pp::log("client {}: {}", c->where, err);
-      (void)error;
       return;
     }
     c->op.prep_connect(c->sock, &c->endpoint, &WorkerState::connected, c.get());
@@ -209,9 +208,9 @@ void wait_main(std::chrono::milliseconds timeout) {
 }
 
 // SIGINT arrives as KeyboardInterrupt through PyErr_CheckSignals; SIGTERM through
-// our handler. Returns false with an exception set for any other error a signal
-// handler raised (it propagates out of run() after shutdown).
-bool check_signals(bool& stop) {
+// our handler. Any other error a Python signal handler raised stays set (and `stop`
+// is set): run() re-raises it after the shutdown.
+void check_signals(bool& stop) {
   if (sigterm_seen.exchange(false)) {
     pp::log("SIGTERM received: stopping");
     stop = true;
@@ -223,11 +222,10 @@ bool check_signals(bool& stop) {
       stop = true;
     } else {
       stop = true;
-      return false;
+      return;
     }
   }
   if (rt().stop_requested) stop = true;
-  return true;
 }
 
 struct Choice {
@@ -307,14 +305,13 @@ PyObject* run_on_main_thread(const Choice& choice) {
   for (auto& t : take_pending_timers()) arm_timer(t, *opened.loop);
   r.running = true;
   bool stop = !ok;
-  bool signal_error = false;
   if (!ok) PyErr_SetString(names().parallel_error, error.c_str());
   while (!stop) {
     detach();
     opened.loop->run_once(std::chrono::milliseconds(50));
     ensure_attached();
     drain_main_queue();
-    if (!check_signals(stop)) signal_error = true;
+    check_signals(stop);  // an error a signal handler raised stays set: re-raised below
   }
   Ref pending = PyErr_Occurred() ? fetch_exception() : Ref();
   w.begin_stop();
@@ -333,7 +330,6 @@ PyObject* run_on_main_thread(const Choice& choice) {
     restore_exception(pending);
     return nullptr;
   }
-  (void)signal_error;
   Py_RETURN_NONE;
 }
 

@@ -123,8 +123,11 @@ def main() -> int:
         for _ in range(args.repeat):
             for workers in (1, 2):
                 port = free_port()
-                srv = Command([str(PYPARALLEL), "--workers", str(workers),
-                               str(SERVERS / "pp_cpu.py"), "--port", str(port),
+                # Unpinned: on a machine where wrk shares the cores, a pinned single
+                # worker can be stuck on wrk's CPU while the other idles, which would
+                # flatter the 2-worker ratio. Unpinned, the kernel spreads all three.
+                srv = Command([str(PYPARALLEL), "--workers", str(workers), "--numa-policy",
+                               "none", str(SERVERS / "pp_cpu.py"), "--port", str(port),
                                "--iterations", iterations], port)
                 try:
                     cpu_runs[workers].append(wrk("cpu", srv.proc.pid,

@@ -24,9 +24,15 @@ class HttpConnection : public Connection {
   void on_data(std::span<const std::byte> data) final;
 
  private:
+  /// Answers `Expect: 100-continue` once the head of a request with a body has
+  /// arrived: clients (curl for any body over 1 KiB) wait for it, up to a second,
+  /// before they send the body.
+  void maybe_continue(std::string_view unparsed);
+
   RequestParser parser_;
   Request request_;
-  std::string pending_;  // the unparsed start of a request split across reads
+  std::string pending_;        // the unparsed start of a request split across reads
+  bool continue_sent_ = false; // for the request at the start of pending_
 };
 
 }  // namespace pp::http

@@ -355,3 +355,19 @@ def test_pipelining_client_that_reads_late_loses_nothing(server):
             buf = buf[buf.rfind(b"Hello, World!") + 13:] if b"Hello, World!" in buf else buf
         sender.join(30)
     assert got == n
+
+
+def test_expect_100_continue(server):
+    head = (b"POST /plaintext HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(head)
+        # The client waits for the interim response before sending its body.
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"hello")
+        data = b""
+        while not data.endswith(b"Hello, World!"):
+            chunk = s.recv(4096)
+            assert chunk
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200 OK")

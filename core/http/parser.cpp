@@ -176,11 +176,37 @@ struct Framing {
   int hosts = 0;
 };
 
+// RFC 9112 3.2 / RFC 3986 3.2.2: Host = uri-host [ ":" port ], where uri-host is an
+// IP-literal in brackets or reg-name characters (unreserved, pct-encoded, sub-delims).
+// Anything else (spaces, '/', '@', '\\', controls) is 400: such values are how
+// requests get routed to the wrong virtual host or poison caches downstream.
+bool valid_host(std::string_view v) {
+  for (char c : v) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!ok) {
+      switch (c) {
+        case '-': case '.': case '_': case '~': case '%': case '!': case '$': case '&':
+        case '\'': case '(': case ')': case '*': case '+': case ',': case ';': case '=':
+        case ':': case '[': case ']':
+          ok = true;
+          break;
+        default:
+          break;
+      }
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
 // Records what a field means for framing; false (with `why`) for a 400.
 bool note_field(const Header& h, Framing& f, std::string_view& why) {
   switch (h.name.size()) {
     case 4:
-      if (iequals(h.name, "host")) ++f.hosts;
+      if (iequals(h.name, "host")) {
+        ++f.hosts;
+        if (!valid_host(h.value)) return why = "invalid Host", false;
+      }
       return true;
     case 10:
       if (iequals(h.name, "connection")) {

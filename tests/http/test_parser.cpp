@@ -151,6 +151,15 @@ TEST_CASE("HTTP/1.0 needs no Host; HTTP/1.1 needs exactly one") {
   CHECK(status_of("GET / HTTP/1.1\r\nHost:\r\n\r\n") == 0);  // empty Host is valid (RFC 9112 3.2)
 }
 
+TEST_CASE("a Host value must be uri-host [':' port] (RFC 9112 3.2, RFC 3986 3.2.2)") {
+  for (const char* ok : {"example.com", "example.com:8080", "127.0.0.1:80", "[::1]:8080",
+                         "a-b_c~d.e", "xn--bcher-kva.example", "h%41st"})
+    CHECK_MESSAGE(status_of(std::string("GET / HTTP/1.1\r\nHost: ") + ok + "\r\n\r\n") == 0, ok);
+  for (const char* bad : {"a b", "evil.com/path", "user@host", "a\\b", "a\"b", "<x>", "a{b}"})
+    CHECK_MESSAGE(status_of(std::string("GET / HTTP/1.1\r\nHost: ") + bad + "\r\n\r\n") == 400,
+                  bad);
+}
+
 TEST_CASE("Content-Length bodies") {
   std::string in = "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET";
   OneParse r = parse_one(in);

@@ -38,7 +38,8 @@ struct ParserOptions {
 /// Syntax it enforces (RFC 9112 / RFC 9110): CRLF line ends (a bare CR or LF is
 /// 400), single SP in the request line, `HTTP/1.0` or `HTTP/1.1` (any other
 /// well-formed version is 505), token field names with no whitespace before the
-/// colon, no obs-fold, no control bytes in values, exactly one Host in HTTP/1.1,
+/// colon, no obs-fold, no control bytes in values, exactly one Host in HTTP/1.1 (whose
+/// value must be uri-host [":" port]),
 /// at most four empty lines before a request. Bodies: Content-Length (identical
 /// duplicates allowed), or Transfer-Encoding ending in a single `chunked` (other
 /// codings are 501; TE with CL, or TE in HTTP/1.0, is 400).

@@ -421,10 +421,7 @@ PyObject* run_on_workers(const Choice& choice) {
     PyErr_SetString(names().parallel_error, error.c_str());
     return nullptr;
   }
-  {
-    // Timers not armed (taken by no worker) are released here, attached.
-    timers.clear();
-  }
+  timers.clear();  // the workers hold their own references now; drop ours while attached
   r.pool = &pool;
   r.running = true;
   pp::log("{}", pool.backend_reason());

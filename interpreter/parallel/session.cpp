@@ -54,9 +54,14 @@ std::string_view route_of(std::string_view path) {
 }
 
 // Route names as Python strings, per worker thread: no lock, no allocation per request.
+struct RouteHash {
+  using is_transparent = void;  // find() by string_view: no string built per request
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 PyObject* route_name(std::string_view route) {
-  thread_local std::unordered_map<std::string, Ref> cache;
-  auto it = cache.find(std::string(route));
+  thread_local std::unordered_map<std::string, Ref, RouteHash, std::equal_to<>> cache;
+  auto it = cache.find(route);
   if (it != cache.end()) return it->second.get();
   if (cache.size() > 4096) cache.clear();  // bounded: URLs are attacker-chosen
   Ref name(PyUnicode_FromStringAndSize(route.data(), static_cast<Py_ssize_t>(route.size())));
@@ -285,12 +290,21 @@ class Session {
       report(fetch_exception(), callback, /*force_close=*/false);
       return false;
     }
-    if (result.get() == Py_None) return true;
+    if (!queue_value(result.get())) {
+      report(fetch_exception(), callback, /*force_close=*/true);
+      return false;
+    }
+    return true;
+  }
+
+  // Queues a returned value (None: nothing) and sends it. False, with the
+  // TypeError set and nothing queued, for a value that is not sendable.
+  bool queue_value(PyObject* value) {
+    if (value == Py_None) return true;
     std::string& buf = conn_.out().tail_buffer();
     std::size_t before = buf.size();
-    if (!append_sendable(result.get(), buf)) {
+    if (!append_sendable(value, buf)) {
       buf.resize(before);
-      report(fetch_exception(), callback, /*force_close=*/true);
       return false;
     }
     Counters::bump(thread_counters().bytes_sent, buf.size() - before);
@@ -311,17 +325,11 @@ class Session {
         conn_.abort();
         return;
       }
-      if (r.get() != Py_None) {
-        std::string& buf = conn_.out().tail_buffer();
-        std::size_t before = buf.size();
-        if (!append_sendable(r.get(), buf)) {
-          buf.resize(before);
-          log_exception(fmt::format("{}.exception_handler returned", info_.name),
-                        fetch_exception());
-          conn_.abort();
-          return;
-        }
-        conn_.flush();
+      if (!queue_value(r.get())) {
+        log_exception(fmt::format("{}.exception_handler returned", info_.name),
+                      fetch_exception());
+        conn_.abort();
+        return;
       }
       if (force_close) conn_.close_after_send();
       return;

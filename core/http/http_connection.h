@@ -27,7 +27,7 @@ class HttpConnection : public Connection {
   /// Answers `Expect: 100-continue` once the head of a request with a body has
   /// arrived: clients (curl for any body over 1 KiB) wait for it, up to a second,
   /// before they send the body.
-  void maybe_continue(std::string_view unparsed);
+  void maybe_continue(const Request& request);
 
   RequestParser parser_;
   Request request_;

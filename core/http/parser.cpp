@@ -273,25 +273,22 @@ void split_target(Request& r) {
 
 }  // namespace
 
+bool ascii_iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
 std::string_view Request::header(std::string_view name) const {
-  for (const Header& h : fields()) {
-    if (h.name.size() != name.size()) continue;
-    bool same = true;
-    for (std::size_t i = 0; i < name.size() && same; ++i)
-      same = ascii_lower(h.name[i]) == ascii_lower(name[i]);
-    if (same) return h.value;
-  }
+  for (const Header& h : fields())
+    if (ascii_iequals(h.name, name)) return h.value;
   return {};
 }
 
 bool Request::has_header(std::string_view name) const {
-  for (const Header& h : fields()) {
-    if (h.name.size() != name.size()) continue;
-    bool same = true;
-    for (std::size_t i = 0; i < name.size() && same; ++i)
-      same = ascii_lower(h.name[i]) == ascii_lower(name[i]);
-    if (same) return true;
-  }
+  for (const Header& h : fields())
+    if (ascii_iequals(h.name, name)) return true;
   return false;
 }
 
@@ -406,11 +403,17 @@ ParseResult RequestParser::parse_with(std::string_view input, Request& r) {
     if (f.te_unknown) return fail(501, "unsupported transfer coding");
     if (!f.te_chunked_last || f.te_repeated) return fail(400, "invalid Transfer-Encoding");
     r.chunked = true;
-    return decode_chunked<Scan>(input, static_cast<std::size_t>(p - begin), r);
+    ParseResult chunked = decode_chunked<Scan>(input, static_cast<std::size_t>(p - begin), r);
+    if (chunked.status == ParseStatus::incomplete) chunked.head_complete = true;
+    return chunked;
   }
   if (f.have_cl) {
     if (f.content_length > options_.max_body) return fail(413, "body too large");
-    if (static_cast<std::uint64_t>(end - p) < f.content_length) return need_more();
+    if (static_cast<std::uint64_t>(end - p) < f.content_length) {
+      ParseResult waiting = need_more();
+      waiting.head_complete = true;
+      return waiting;
+    }
     r.body = {p, static_cast<std::size_t>(f.content_length)};
     p += f.content_length;
   }

@@ -47,6 +47,10 @@ struct Request {
   bool has_header(std::string_view name) const;
 };
 
+/// ASCII case-insensitive equality, for field names and case-insensitive tokens
+/// such as `100-continue` or `close`.
+bool ascii_iequals(std::string_view a, std::string_view b);
+
 /// What one `parse` call found at the start of the buffer.
 enum class ParseStatus : std::uint8_t {
   complete,    ///< a whole request: answer it, drop `consumed` bytes, parse again
@@ -65,6 +69,10 @@ struct ParseResult {
   /// error the next request's start is unknown -- reading on would let a request be
   /// smuggled), and on a complete request that is not keep-alive.
   bool close_after = false;
+  /// incomplete: the request's head (request line and header fields) is parsed
+  /// into the Request and only its body is still arriving. Lets a server answer
+  /// `Expect: 100-continue` before the client sends the body.
+  bool head_complete = false;
   /// error: a short static explanation for logs ("obs-fold", ...). Never send it to
   /// the peer verbatim in a production response if you mind revealing the parser.
   std::string_view reason;

@@ -304,3 +304,26 @@ TEST_CASE("errors carry a reason; the parser is reusable after an error") {
   ParseResult good = parser.parse("GET / HTTP/1.1\r\nHost: h\r\n\r\n", req);
   CHECK(good.status == ParseStatus::complete);
 }
+
+TEST_CASE("incomplete bodies report a complete head (for Expect: 100-continue)") {
+  RequestParser parser;
+  Request req;
+  const std::string head =
+      "POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n";
+  ParseResult r = parser.parse(head, req);
+  CHECK(r.status == ParseStatus::incomplete);
+  CHECK(r.head_complete);
+  CHECK(ascii_iequals(req.header("expect"), "100-continue"));
+  CHECK(req.path == "/up");
+  r = parser.parse(head.substr(0, head.size() - 2), req);  // the head itself is unfinished
+  CHECK(r.status == ParseStatus::incomplete);
+  CHECK_FALSE(r.head_complete);
+  const std::string chunked =
+      "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel";
+  r = parser.parse(chunked, req);
+  CHECK(r.status == ParseStatus::incomplete);
+  CHECK(r.head_complete);
+  r = parser.parse(head + "hello", req);
+  CHECK(r.status == ParseStatus::complete);
+  CHECK_FALSE(r.head_complete);
+}

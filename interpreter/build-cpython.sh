@@ -20,10 +20,16 @@
 #   --tarball PATH   PP_CPYTHON_TARBALL   use this CPython source tarball (e.g. python.org's
 #                                         Python-3.13.X.tar.xz) instead of Debian's; its
 #                                         sha256 goes into the cache key, it is not checked
-#   --opt VARIANT    PP_CPYTHON_OPT       none (default), pgo (--enable-optimizations),
-#                                         lto (--with-lto), pgo-lto (both)
+#   --opt VARIANT    PP_CPYTHON_OPT       pgo (default: --enable-optimizations,
+#                                         trained on interpreter/pgo_task.py), none, lto
+#                                         (--with-lto), pgo-lto (both), tsan
+#                                         (--with-thread-sanitizer, built with clang; for
+#                                         interpreter/tsan-check.sh, not for serving)
 #   --jobs N         PP_JOBS              make -jN (default: 2)
 #   --cache-dir DIR  PYPARALLEL_CACHE_DIR cache root
+#                    PP_DEBIAN_MIRROR     the Debian archive to fetch the source from (default:
+#                                         the first non-security archive in this machine's
+#                                         apt sources, so a local mirror or proxy works too)
 #                    PP_CPYTHON_PATCHDIR  patch folder with its series (default
 #                                         interpreter/patches; for trying patches and tests)
 #   --print-path                          print the cached interpreter's path and exit 0 if
@@ -42,7 +48,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # What we build. The version comes from the checksum file so the two never disagree.
 suite=trixie
 srcpkg=python3.13
-mirror=http://deb.debian.org/debian
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 sumfile="$here/cpython-source.sha256"
 patchdir="${PP_CPYTHON_PATCHDIR:-$here/patches}"
@@ -52,7 +57,7 @@ patchdir="${PP_CPYTHON_PATCHDIR:-$here/patches}"
 configure_flags=(--disable-gil --with-ensurepip=install)
 
 tarball="${PP_CPYTHON_TARBALL:-}"
-opt="${PP_CPYTHON_OPT:-none}"
+opt="${PP_CPYTHON_OPT:-pgo}"
 jobs="${PP_JOBS:-2}"
 cache_root="${PYPARALLEL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pyparallel}"
 print_path=0
@@ -88,7 +93,8 @@ case "$opt" in
   pgo) configure_flags+=(--enable-optimizations) ;;
   lto) configure_flags+=(--with-lto) ;;
   pgo-lto) configure_flags+=(--enable-optimizations --with-lto) ;;
-  *) die "--opt must be none, pgo, lto or pgo-lto (got '$opt')" ;;
+  tsan) configure_flags+=(--with-thread-sanitizer) ;;
+  *) die "--opt must be none, pgo, lto, pgo-lto or tsan (got '$opt')" ;;
 esac
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer (got '$jobs')"
 
@@ -146,6 +152,14 @@ key_input="source=$src_sha
 opt=$opt
 configure=${configure_flags[*]}
 "
+# A PGO build trains on interpreter/pgo_task.py (not CPython's default, which runs ~40
+# regression-test modules for many minutes); the task is part of what is built.
+make_flags=()
+if [[ "$opt" == pgo* ]]; then
+  make_flags+=("PROFILE_TASK=$here/pgo_task.py")
+  key_input+="pgo_task=$(cat "$here/pgo_task.py" "$here/microbench.py" | sha256sum | cut -d' ' -f1)
+"
+fi
 while IFS= read -r p; do
   [[ -f "$patchdir/$p" ]] || die "patches/series names '$p' but $patchdir/$p does not exist"
   key_input+="patch=$p $(sha256sum "$patchdir/$p" | cut -d' ' -f1)
@@ -186,6 +200,27 @@ log "building CPython $version (variant $opt, key $key); log: $buildlog"
 # Unpacking and patching first, so a bad patch fails before any package is installed.
 ensure_packages xz-utils patch
 
+# The Debian archive this machine's apt already uses: the first URI in its sources (one-line
+# or deb822 format) that is not the security archive. The host is never written here.
+debian_mirror() {
+  if [[ -n "${PP_DEBIAN_MIRROR:-}" ]]; then
+    printf '%s\n' "${PP_DEBIAN_MIRROR%/}"
+    return 0
+  fi
+  local files=() f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [[ -f "$f" ]] && files+=("$f")
+  done
+  [[ ${#files[@]} -gt 0 ]] || return 1
+  awk '
+    /^[[:space:]]*#/ { next }
+    $1 == "deb" || $1 == "deb-src" {
+      for (i = 2; i <= NF; i++) if ($i ~ /^[a-z0-9+]+:\/\//) { print $i; break }
+    }
+    tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }
+  ' "${files[@]}" | grep -v -- '-security' | grep -v '/security' | head -n 1 | sed 's:/*$::'
+}
+
 # --- Source ------------------------------------------------------------------------------------
 if [[ -z "$tarball" ]]; then
   command -v apt-get >/dev/null || die "apt-get is needed to fetch Debian's $srcpkg (or pass --tarball)"
@@ -193,6 +228,9 @@ if [[ -z "$tarball" ]]; then
   apt_dir="$cache_root/apt-$suite"
   mkdir -p "$apt_dir/state/lists/partial" "$apt_dir/cache/archives/partial" \
     "$apt_dir/sources.list.d" "$apt_dir/preferences.d"
+  mirror="$(debian_mirror)" || true
+  [[ -n "$mirror" ]] || die "no Debian archive in this machine's apt sources; set PP_DEBIAN_MIRROR" \
+    "to the archive's URL (the folder holding dists/ and pool/)"
   echo "deb-src [signed-by=$keyring] $mirror $suite main" >"$apt_dir/sources.list"
   apt_opts=(
     -o "Dir::Etc::SourceList=$apt_dir/sources.list"
@@ -243,11 +281,17 @@ ensure_packages build-essential pkg-config \
 
 builddir="$work/build"
 mkdir -p "$builddir"
+configure_env=()
+if [[ "$opt" == tsan ]]; then
+  # CPython's ThreadSanitizer builds are made with clang (its own CI does the same).
+  ensure_packages clang libclang-rt-14-dev
+  configure_env=(CC=clang CXX=clang++)
+fi
 log "configure ${configure_flags[*]} --prefix=$prefix"
-(cd "$builddir" && "$srcdir/configure" --prefix="$prefix" "${configure_flags[@]}") \
-  >>"$buildlog" 2>&1 || die "configure failed; see $buildlog"
+(cd "$builddir" && env "${configure_env[@]}" "$srcdir/configure" --prefix="$prefix" \
+  "${configure_flags[@]}") >>"$buildlog" 2>&1 || die "configure failed; see $buildlog"
 log "make -j$jobs"
-make -C "$builddir" -j"$jobs" >>"$buildlog" 2>&1 || die "make failed; see $buildlog"
+make -C "$builddir" -j"$jobs" "${make_flags[@]}" >>"$buildlog" 2>&1 || die "make failed; see $buildlog"
 log "make install"
 make -C "$builddir" install >>"$buildlog" 2>&1 || die "make install failed; see $buildlog"
 
@@ -260,6 +304,12 @@ make -C "$builddir" install >>"$buildlog" 2>&1 || die "make install failed; see 
   || die "$pybin lacks a stdlib extension module (see 'make' output in $buildlog)"
 
 cp "$buildlog" "$prefix/pyparallel-build.log"
+# CPython's own ThreadSanitizer suppressions (known, reviewed races of the unpatched
+# interpreter), for interpreter/tsan-check.sh.
+if [[ "$opt" == tsan ]]; then
+  mkdir -p "$prefix/share/pyparallel"
+  cp "$srcdir"/Tools/tsan/suppressions*.txt "$prefix/share/pyparallel/"
+fi
 end=$(date +%s)
 printf 'version=%s\nvariant=%s\nkey=%s\nconfigure=%s\nseconds=%s\n%s' "$version" "$opt" "$key" \
   "${configure_flags[*]}" "$((end - start))" "$key_input" >"$stamp"

@@ -1,6 +1,7 @@
 """Run every pyparallel test and print one closing line: "N passed, N failed".
 
-Counts each doctest test case, each pytest test and the fuzz run as one test. Each
+Counts each doctest test case, each pytest test, each test method of CPython's own
+regression tests run by the patched interpreter, and the fuzz run as one test. Each
 suite runs with a time limit so a hang fails the run instead of stalling CI.
 """
 import json
@@ -95,6 +96,54 @@ def pytest_suite(name: str, paths: list[str], env: dict, tally: Tally,
     tally.add(name, passed, failed, skipped)
 
 
+# CPython's own regression tests for what interpreter/patches/ changes: specialization
+# (test_opcache, with its race tests), the objects the specialized forms read (dicts, lists,
+# sets, classes, descriptors), threads, generators, the C API and dis.
+CPYTHON_TESTS = ["test_free_threading", "test_opcache", "test_capi", "test_dict", "test_list",
+                 "test_set", "test_descr", "test_class", "test_sys", "test_threading",
+                 "test_generators", "test_dis"]
+
+
+def interpreter_info(build: pathlib.Path) -> dict:
+    info = {}
+    path = build / "interpreter" / "interpreter.txt"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            info[key.strip()] = value.strip()
+    return info
+
+
+def cpython_regrtest(build: pathlib.Path, tally: Tally) -> None:
+    """CPython's regression tests, run by the patched free-threaded interpreter the build
+    embeds; each test method counts."""
+    info = interpreter_info(build)
+    if info.get("free_threaded") != "true" or not info.get("executable"):
+        return  # a stock interpreter: its tests are not ours to run
+    report = ROOT / "build-reports" / "cpython-regrtest.xml"
+    report.parent.mkdir(exist_ok=True)
+    if report.exists():
+        report.unlink()
+    jobs = str(min(2, os.cpu_count() or 1))
+    code, _ = run([info["executable"], "-m", "test", "-j", jobs, "--timeout=900",
+                   f"--junit-xml={report}", *CPYTHON_TESTS], timeout=2400)
+    if not report.exists():
+        tally.add("cpython regrtest", 0, 1)
+        return
+    passed = failed = skipped = 0
+    for case in ET.parse(report).getroot().iter("testcase"):
+        kinds = {child.tag for child in case}
+        if kinds & {"failure", "error"}:
+            failed += 1
+        elif "skipped" in kinds:
+            skipped += 1
+        else:
+            passed += 1
+    if code != 0 and failed == 0:
+        failed = 1  # regrtest failed outside any one test (crash, timeout, env change)
+    tally.add("cpython regrtest", passed, failed, skipped)
+
+
 def fuzz(tally: Tally) -> None:
     """A bounded libFuzzer run of the HTTP parser (clang, ASan + UBSan)."""
     script = ROOT / "tests" / "fuzz" / "run-fuzz.sh"
@@ -127,6 +176,7 @@ def main() -> int:
         env["PP_GIL_BUILD_DIR"] = str(gil)
         env["PP_BUILD_DIRS"] = str(gil)
     pytest_suite("python", ["tests"], env, tally)
+    cpython_regrtest(build, tally)
     if os.environ.get("PP_SKIP_FUZZ") != "1":
         fuzz(tally)
     for f in tally.failures:

@@ -1,0 +1,445 @@
+"""Stress the specializing interpreter under real parallelism.
+
+    pyparallel tests/interpreter/specialization_stress.py SCENARIO [SECONDS]
+    pyparallel tests/interpreter/specialization_stress.py --list
+
+Each scenario warms a hot function up on one thread (so its instructions are specialized
+before any other thread runs), then runs reader threads through it while mutator threads
+change exactly what those specialized instructions read: instance attributes, class
+attributes and methods, __class__, module globals and builtins, dict sizes, lists, code
+objects and defaults. Readers check every value they see against the set of values a
+correct interpreter can produce; a wrong value, a crash or a hang fails the scenario.
+
+At the end the scenario prints one JSON line: reads done, bad reads, and which specialized
+forms the hot function ended with (the evidence that the specialized paths were exercised;
+the interpreter patches are interpreter/patches/). Exit status 0 only if nothing was wrong.
+Runs on any CPython >= 3.13; the ThreadSanitizer build runs it too (interpreter/README.md).
+"""
+import dis
+import json
+import sys
+import threading
+import time
+import types
+
+READERS = 3
+MUTATORS = 1
+
+
+class Scenario:
+    """A hot function for readers, a mutation for mutators, and a check of each result."""
+
+    def warm(self):
+        for _ in range(200):
+            self.read()
+
+    def read(self):
+        raise NotImplementedError
+
+    def mutate(self, i):
+        raise NotImplementedError
+
+    def ok(self, value):
+        raise NotImplementedError
+
+    def hot(self):
+        return self.read
+
+
+# --- instance attributes: add, delete, and a __dict__ materialized underneath -------------
+class Plain:
+    def __init__(self):
+        self.x = 1
+
+
+class AttrAddDelete(Scenario):
+    """LOAD_ATTR_INSTANCE_VALUE / STORE_ATTR_INSTANCE_VALUE against del and extra attributes."""
+
+    def __init__(self):
+        self.objs = [Plain() for _ in range(8)]
+
+    def read(self):
+        seen = []
+        for o in self.objs:
+            try:
+                seen.append(o.x)
+            except AttributeError:
+                seen.append(None)
+        return seen
+
+    def mutate(self, i):
+        o = self.objs[i % len(self.objs)]
+        step = i % 4
+        if step == 0:
+            o.x = 2
+        elif step == 1:
+            try:
+                del o.x
+            except AttributeError:
+                pass
+        elif step == 2:
+            o.x = 1
+        else:
+            # Past the shared keys' capacity a real __dict__ replaces the inline values.
+            setattr(o, f"extra{i % 40}", i)
+            if i % 400 == 3:
+                self.objs[i % len(self.objs)] = Plain()
+
+    def ok(self, value):
+        return all(v in (1, 2, None) for v in value)
+
+
+class SlotAttrs(Scenario):
+    """LOAD_ATTR_SLOT / STORE_ATTR_SLOT against set and delete."""
+
+    class S:
+        __slots__ = ("a", "b")
+
+    def __init__(self):
+        self.objs = [self.S() for _ in range(8)]
+        for o in self.objs:
+            o.a = "one"
+
+    def read(self):
+        out = []
+        for o in self.objs:
+            try:
+                out.append(o.a)
+            except AttributeError:
+                out.append(None)
+            o.b = len(out)
+        return out
+
+    def mutate(self, i):
+        o = self.objs[i % len(self.objs)]
+        if i % 3 == 0:
+            try:
+                del o.a
+            except AttributeError:
+                pass
+        else:
+            o.a = "one" if i % 2 else "two"
+
+    def ok(self, value):
+        return all(v in ("one", "two", None) for v in value)
+
+
+# --- class attributes, methods and __class__ ----------------------------------------------
+# Module-level classes: their methods use deferred reference counting, which is what lets
+# the free-threaded build cache them (borrowed) in LOAD_ATTR_METHOD_* and LOAD_ATTR_CLASS.
+class Replaced:
+    tag = 10
+
+    def m(self):
+        return 1
+
+    @property
+    def prop(self):
+        return 5
+
+
+def replacement_m(self):
+    return 2
+
+
+def replacement_prop(self):
+    return 6
+
+
+ORIGINAL_M = Replaced.m
+ORIGINAL_PROP = Replaced.prop
+
+
+class ClassReplace(Scenario):
+    """LOAD_ATTR_METHOD_* / CLASS / PROPERTY / NONDESCRIPTOR while the class changes."""
+
+    def __init__(self):
+        self.objs = [Replaced() for _ in range(4)]
+        self.objs[0].x = 1  # one instance with inline values in use
+
+    def read(self):
+        out = []
+        for o in self.objs:
+            out.append(o.m())
+            out.append(o.tag)
+            out.append(Replaced.tag)
+            out.append(o.prop)
+        return out
+
+    def mutate(self, i):
+        Replaced.m = replacement_m if i % 2 else ORIGINAL_M
+        Replaced.tag = 10 + (i % 3)
+        Replaced.prop = property(replacement_prop) if i % 5 == 0 else ORIGINAL_PROP
+
+    def ok(self, value):
+        return all(v in (1, 2) for v in value[0::4]) and \
+            all(v in (10, 11, 12) for v in value[1::4] + value[2::4]) and \
+            all(v in (5, 6) for v in value[3::4])
+
+
+class ShapeA:
+    def who(self):
+        return "A"
+
+
+class ShapeB:
+    def who(self):
+        return "B"
+
+
+class ClassAssign(Scenario):
+    """Methods and attributes of objects whose __class__ is reassigned."""
+
+    def __init__(self):
+        self.objs = [ShapeA() for _ in range(4)]
+        for o in self.objs:
+            o.v = 7
+
+    def read(self):
+        return [(o.who(), o.v) for o in self.objs]
+
+    def mutate(self, i):
+        o = self.objs[i % len(self.objs)]
+        o.__class__ = ShapeB if o.__class__ is ShapeA else ShapeA
+
+    def ok(self, value):
+        return all(w in ("A", "B") and v == 7 for w, v in value)
+
+
+# --- module globals, builtins, module attributes ------------------------------------------
+CONSTANT = 42
+REBOUND = 0
+
+
+def read_globals():
+    # LOAD_GLOBAL_MODULE (CONSTANT, REBOUND), LOAD_GLOBAL_BUILTIN (len, isinstance)
+    return (CONSTANT, REBOUND, len((1, 2, 3)), isinstance(REBOUND, int))
+
+
+class GlobalsResize(Scenario):
+    """Module globals read while other keys are added and removed (the dict resizes)."""
+
+    def read(self):
+        return read_globals()
+
+    def hot(self):
+        return read_globals
+
+    def mutate(self, i):
+        g = globals()
+        name = f"_filler{i % 300}"
+        if name in g:
+            del g[name]
+        else:
+            g[name] = i
+
+    def ok(self, value):
+        return value[0] == 42 and value[2] == 3 and value[3] is True
+
+
+class GlobalsRebound(Scenario):
+    """A global rebound by one writer: readers see ints that never go backwards."""
+
+    def __init__(self):
+        self.last = threading.local()
+
+    def read(self):
+        return read_globals()
+
+    def hot(self):
+        return read_globals
+
+    def mutate(self, i):
+        global REBOUND
+        REBOUND = i
+
+    def ok(self, value):
+        last = getattr(self.last, "v", -1)
+        self.last.v = value[1]
+        return value[0] == 42 and isinstance(value[1], int) and value[1] >= last
+
+
+class ModuleAttrs(Scenario):
+    """LOAD_ATTR_MODULE while the module's dict grows, shrinks and rebinds."""
+
+    def __init__(self):
+        self.mod = types.ModuleType("stress_mod")
+        self.mod.value = "v0"
+
+    def read(self):
+        m = self.mod
+        return (m.value, m.__name__)
+
+    def mutate(self, i):
+        m = self.mod
+        m.value = "v1" if i % 2 else "v0"
+        name = f"f{i % 200}"
+        if hasattr(m, name):
+            delattr(m, name)
+        else:
+            setattr(m, name, i)
+
+    def ok(self, value):
+        return value[0] in ("v0", "v1") and value[1] == "stress_mod"
+
+
+# --- lists and dicts that change size under iteration -------------------------------------
+class ListMutation(Scenario):
+    """Iteration, indexing and len() of lists growing and shrinking in another thread."""
+
+    def __init__(self):
+        self.items = list(range(100))
+        self.d = {i: i for i in range(100)}
+
+    def read(self):
+        total = 0
+        for x in self.items:
+            total += x
+        try:
+            first = self.items[0]
+        except IndexError:
+            first = None
+        hits = 0
+        for k in (1, 50, 99, 500):
+            if k in self.d:
+                hits += self.d.get(k, 0) >= 0
+        return (total, first, len(self.items), hits)
+
+    def mutate(self, i):
+        if i % 2:
+            self.items.append(i % 100)
+            self.d[1000 + i % 500] = i
+        elif self.items:
+            self.items.pop()
+            self.d.pop(1000 + i % 500, None)
+
+    def ok(self, value):
+        total, first, n, hits = value
+        return isinstance(total, int) and total >= 0 and first in (None, *range(100)) \
+            and n >= 0 and 0 <= hits <= 4
+
+
+# --- code objects and defaults replaced ---------------------------------------------------
+def swapped(a):
+    return 1
+
+
+def _other_code(a):
+    x, y, z = a, a + 1, a + 2  # more locals and a deeper stack than swapped()'s own code
+    return 2 + (x - x) + (y - y) + (z - z)
+
+
+def defaulted(a, b=1):
+    return b
+
+
+def call_swapped():
+    return (swapped(0), defaulted(0))
+
+
+class CodeReplace(Scenario):
+    """CALL_PY_EXACT_ARGS / CALL_PY_GENERAL while __code__ and __defaults__ are swapped."""
+
+    codes = (swapped.__code__, _other_code.__code__)
+
+    def read(self):
+        return call_swapped()
+
+    def hot(self):
+        return call_swapped
+
+    def mutate(self, i):
+        swapped.__code__ = self.codes[i % 2]
+        defaulted.__defaults__ = (1 + i % 2,)
+        time.sleep(0.0005)  # each swap stops the world; let the readers run between
+
+    def ok(self, value):
+        return value[0] in (1, 2) and value[1] in (1, 2)
+
+
+SCENARIOS = {
+    "attr_add_delete": AttrAddDelete,
+    "slot_attrs": SlotAttrs,
+    "class_replace": ClassReplace,
+    "class_assign": ClassAssign,
+    "globals_resize": GlobalsResize,
+    "globals_rebound": GlobalsRebound,
+    "module_attrs": ModuleAttrs,
+    "list_mutation": ListMutation,
+    "code_replace": CodeReplace,
+}
+
+
+def specialized_forms(func):
+    """Names of the specialized instructions func's code holds now (adaptive disassembly)."""
+    base = set(dis.opname)
+    names = set()
+    try:
+        for ins in dis.get_instructions(func, adaptive=True):
+            if ins.opname not in base or ins.opname != ins.baseopname:
+                names.add(ins.opname)
+    except (TypeError, AttributeError):
+        pass
+    return sorted(names)
+
+
+def run(name, seconds):
+    sc = SCENARIOS[name]()
+    sc.warm()
+    warm_forms = specialized_forms(sc.hot())
+    stop = threading.Event()
+    reads = [0] * READERS
+    bad = []
+    errors = []
+
+    def reader(k):
+        try:
+            while not stop.is_set():
+                v = sc.read()
+                reads[k] += 1
+                if not sc.ok(v):
+                    bad.append(repr(v)[:200])
+                    stop.set()
+        except BaseException as exc:  # a wrong exception is a failure too
+            errors.append(f"reader: {type(exc).__name__}: {exc}")
+            stop.set()
+
+    def mutator():
+        i = 0
+        try:
+            while not stop.is_set():
+                sc.mutate(i)
+                i += 1
+        except BaseException as exc:
+            errors.append(f"mutator: {type(exc).__name__}: {exc}")
+            stop.set()
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(READERS)]
+    threads += [threading.Thread(target=mutator) for _ in range(MUTATORS)]
+    for t in threads:
+        t.start()
+    stop.wait(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    result = {"scenario": name, "reads": sum(reads), "bad": bad[:5], "errors": errors[:5],
+              "specialized_after_warmup": warm_forms,
+              "gil": getattr(sys, "_is_gil_enabled", lambda: True)()}
+    print(json.dumps(result), flush=True)
+    return 0 if not bad and not errors and all(reads) else 1
+
+
+def main(argv):
+    if argv[1:2] == ["--list"]:
+        print("\n".join(SCENARIOS))
+        return 0
+    if len(argv) < 2 or argv[1] not in SCENARIOS:
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        print("scenarios: " + ", ".join(SCENARIOS), file=sys.stderr)
+        return 2
+    seconds = float(argv[2]) if len(argv) > 2 else 1.5
+    return run(argv[1], seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -16,15 +16,19 @@ Printed per server: req/s, p50, p99, the server's CPU time per request (all thre
 /proc) and each as a ratio to uvloop+httptools. On a 2-core machine wrk shares the cores,
 so without pipelining every server meets the same kernel ceiling and CPU per request is
 the fair figure. CPU-bound: GET /cpu on bench/servers/pp_cpu.py (about --cpu-ms of pure
-Python per request) at 1 and 2 workers; the ratio is the scaling.
-Targets (issue 4): cpu/req <= uvloop+httptools's without pipelining; pipelined req/s
->= 1.5x; p99 no worse; CPU-bound 2-worker/1-worker >= 1.8x.
+Python per request) at 1 and 2 workers, against the same loop (same iteration count) served
+by one and by two uvloop+httptools processes on /usr/bin/python3 sharing the port with
+SO_REUSEPORT (the anchor: what a user gets from stock Python on two cores).
+Targets (issues 4, 8): cpu/req <= uvloop+httptools's without pipelining; pipelined req/s
+>= 1.5x; p99 no worse; CPU-bound 2-worker/1-worker >= 1.8x; CPU-bound 2 workers >= 0.9x
+two uvloop+httptools processes.
 """
 from __future__ import annotations
 
 import argparse
 import subprocess
 import sys
+import time
 
 from benchlib import BUILD, ROOT, Command, Nginx, Result, free_port, median, table, wrk
 
@@ -57,6 +61,24 @@ def start(name: str, port: int, workers: int):
         return Command([str(PYPARALLEL), "--workers", str(workers), str(ROOT / "examples" /
                         "tefb.py"), "--host", "127.0.0.1", "--port", str(port)], port)
     raise ValueError(name)
+
+
+class UvloopProcesses:
+    """N uvloop+httptools processes sharing one port (SO_REUSEPORT), serving /cpu."""
+
+    def __init__(self, n: int, port: int, iterations: str):
+        cmd = [PYTHON, str(SERVERS / "uvloop_httptools.py"), "--port", str(port),
+               "--cpu-iterations", iterations]
+        self.procs = [Command(cmd, port)]
+        for _ in range(n - 1):
+            # The port already answers, so wait for this process's own start instead.
+            self.procs.append(Command(cmd, port))
+            time.sleep(1.0)
+        self.proc = self.procs[0].proc
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.stop()
 
 
 def measure(name: str, workers: int, conns: int, seconds: int, depth: int,
@@ -114,35 +136,44 @@ def main() -> int:
         print(table(rows, anchor), flush=True)
 
     if wanted("cpu") and not why_not:
-        rows = []
         iterations = subprocess.run(
             [str(PYPARALLEL), "--workers", "1", str(SERVERS / "pp_cpu.py"), "--ms",
              str(args.cpu_ms), "--calibrate-only"], capture_output=True, text=True,
             timeout=120, check=True).stdout.split()[-1]
-        cpu_runs: dict[int, list[Result]] = {1: [], 2: []}
+        labels = {("pp", 1): "pyparallel cpu, 1 worker", ("pp", 2): "pyparallel cpu, 2 workers",
+                  ("uv", 1): "uvloop+httptools cpu, 1 process",
+                  ("uv", 2): "uvloop+httptools cpu, 2 processes"}
+        cpu_runs: dict[tuple[str, int], list[Result]] = {key: [] for key in labels}
         for _ in range(args.repeat):
-            for workers in (1, 2):
+            for kind, n in labels:
                 port = free_port()
-                # Unpinned: on a machine where wrk shares the cores, a pinned single
-                # worker can be stuck on wrk's CPU while the other idles, which would
-                # flatter the 2-worker ratio. Unpinned, the kernel spreads all three.
-                srv = Command([str(PYPARALLEL), "--workers", str(workers), "--numa-policy",
-                               "none", str(SERVERS / "pp_cpu.py"), "--port", str(port),
-                               "--iterations", iterations], port)
+                if kind == "uv":
+                    srv = UvloopProcesses(n, port, iterations)
+                else:
+                    # Unpinned: on a machine where wrk shares the cores, a pinned single
+                    # worker can be stuck on wrk's CPU while the other idles, which would
+                    # flatter the 2-worker ratio. Unpinned, the kernel spreads all three.
+                    srv = Command([str(PYPARALLEL), "--workers", str(n), "--numa-policy",
+                                   "none", str(SERVERS / "pp_cpu.py"), "--port", str(port),
+                                   "--iterations", iterations], port)
                 try:
-                    cpu_runs[workers].append(wrk("cpu", srv.proc.pid,
-                                                 f"http://127.0.0.1:{port}/cpu",
-                                                 args.connections, args.seconds, path="/cpu"))
+                    cpu_runs[(kind, n)].append(wrk("cpu", srv.proc.pid,
+                                                   f"http://127.0.0.1:{port}/cpu",
+                                                   args.connections, args.seconds,
+                                                   path="/cpu"))
                 finally:
                     srv.stop()
-        for workers in (1, 2):
-            rows.append((f"pyparallel cpu, {workers} worker{'s' if workers > 1 else ''}",
-                         median(cpu_runs[workers])))
+        med = {key: median(runs) for key, runs in cpu_runs.items()}
+        rows = [(labels[key], med[key]) for key in (("uv", 2), ("pp", 2), ("uv", 1), ("pp", 1))]
         print(f"\n## CPU-bound handler (~{args.cpu_ms} ms pure Python: {iterations} loop "
-              f"iterations), {args.connections} "
-              f"connections (wrk -t1, {args.seconds}s; ratios against 1 worker)")
+              f"iterations), {args.connections} connections (wrk -t1, {args.seconds}s; "
+              f"ratios against 2 uvloop+httptools processes; cpu us/req is one process's)")
         print(table(rows, rows[0][1]))
-        print(f"scaling 2 workers / 1 worker: {rows[1][1].rps / rows[0][1].rps:.2f}x",
+        print(f"pyparallel 2 workers / 2 uvloop+httptools processes: "
+              f"{med[('pp', 2)].rps / med[('uv', 2)].rps:.2f}x")
+        print(f"pyparallel 1 worker / 1 uvloop+httptools process: "
+              f"{med[('pp', 1)].rps / med[('uv', 1)].rps:.2f}x")
+        print(f"scaling 2 workers / 1 worker: {med[('pp', 2)].rps / med[('pp', 1)].rps:.2f}x",
               flush=True)
     return 0
 

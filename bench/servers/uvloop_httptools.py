@@ -8,7 +8,10 @@ in one send, as pyparallel and nginx do).
 
     /usr/bin/python3 bench/servers/uvloop_httptools.py [--host 127.0.0.1] [--port 8080]
 
-Routes: /plaintext -> "Hello, World!" (text/plain), /json -> {"message": ...}; else 404.
+Routes: /plaintext -> "Hello, World!" (text/plain), /json -> {"message": ...}; with
+--cpu-iterations N, /cpu -> the same pure-Python loop as bench/servers/pp_cpu.py (N
+iterations); else 404. The listener has SO_REUSEPORT, so several processes can share a port
+(python_servers.py runs two as the anchor for pyparallel's two workers).
 Debian packages: python3-uvloop, python3-httptools.
 """
 import argparse
@@ -22,6 +25,15 @@ import uvloop
 
 PLAINTEXT = b"Hello, World!"
 date_header = b""
+CPU_ITERATIONS = 0
+
+
+def work(n: int) -> int:
+    # Identical to bench/servers/pp_cpu.py's work(): the same Python on both sides.
+    x = 0
+    for i in range(n):
+        x += i * i % 7
+    return x
 
 
 def refresh_date(loop: asyncio.AbstractEventLoop) -> None:
@@ -77,6 +89,8 @@ class HttpProtocol(asyncio.Protocol):
         keep_alive = self.parser.should_keep_alive()
         if path == b"/plaintext":
             out = response(b"200 OK", b"text/plain", PLAINTEXT, keep_alive)
+        elif path == b"/cpu" and CPU_ITERATIONS:
+            out = response(b"200 OK", b"text/plain", b"%d" % work(CPU_ITERATIONS), keep_alive)
         elif path == b"/json":
             out = response(b"200 OK", b"application/json",
                            json.dumps({"message": "Hello, World!"}).encode(), keep_alive)
@@ -102,7 +116,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--cpu-iterations", type=int, default=0,
+                    help="serve /cpu with this many loop iterations per request")
     args = ap.parse_args()
+    global CPU_ITERATIONS
+    CPU_ITERATIONS = args.cpu_iterations
     uvloop.install()
     asyncio.run(serve(args.host, args.port))
 

@@ -32,6 +32,7 @@
 #                                         apt sources, so a local mirror or proxy works too)
 #                    PP_CPYTHON_PATCHDIR  patch folder with its series (default
 #                                         interpreter/patches; for trying patches and tests)
+#   --print-mirror                        print the Debian archive the source would come from
 #   --print-path                          print the cached interpreter's path and exit 0 if
 #                                         it is built, exit 1 (printing nothing) otherwise
 #   --keep-work                           keep the unpacked source/build tree
@@ -61,6 +62,7 @@ opt="${PP_CPYTHON_OPT:-pgo}"
 jobs="${PP_JOBS:-2}"
 cache_root="${PYPARALLEL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pyparallel}"
 print_path=0
+print_mirror=0
 keep_work=0
 force=0
 stock=0
@@ -80,6 +82,7 @@ while [[ $# -gt 0 ]]; do
     --cache-dir) cache_root="${2:?--cache-dir needs a folder}"; shift 2 ;;
     --cache-dir=*) cache_root="${1#*=}"; shift ;;
     --print-path) print_path=1; shift ;;
+    --print-mirror) print_mirror=1; shift ;;
     --keep-work) keep_work=1; shift ;;
     --force) force=1; shift ;;
     --stock) stock=1; shift ;;
@@ -118,6 +121,34 @@ ensure_packages() {
       || die "could not install ${missing[*]}"
   fi
 }
+
+# The Debian archive this machine's apt already uses: the first URI in its sources (one-line
+# or deb822 format) that is not the security archive. The host is never written here.
+debian_mirror() {
+  if [[ -n "${PP_DEBIAN_MIRROR:-}" ]]; then
+    printf '%s\n' "${PP_DEBIAN_MIRROR%/}"
+    return 0
+  fi
+  local files=() f etc="${PP_APT_ETC:-/etc/apt}"
+  for f in "$etc/sources.list" "$etc"/sources.list.d/*.list "$etc"/sources.list.d/*.sources; do
+    [[ -f "$f" ]] && files+=("$f")
+  done
+  [[ ${#files[@]} -gt 0 ]] || return 1
+  awk '
+    /^[[:space:]]*#/ { next }
+    $1 == "deb" || $1 == "deb-src" {
+      for (i = 2; i <= NF; i++) if ($i ~ /^[a-z0-9+]+:\/\//) { print $i; break }
+    }
+    tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }
+  ' "${files[@]}" | grep -v -- '-security' | grep -v '/security' | head -n 1 | sed 's:/*$::'
+}
+
+if [[ $print_mirror -eq 1 ]]; then
+  m="$(debian_mirror)" || true
+  [[ -n "$m" ]] || die "no Debian archive in this machine's apt sources; set PP_DEBIAN_MIRROR"
+  echo "$m"
+  exit 0
+fi
 
 if [[ $stock -eq 1 ]]; then
   ensure_packages python3.11 python3.11-dev libpython3.11-dev
@@ -199,27 +230,6 @@ log "building CPython $version (variant $opt, key $key); log: $buildlog"
 
 # Unpacking and patching first, so a bad patch fails before any package is installed.
 ensure_packages xz-utils patch
-
-# The Debian archive this machine's apt already uses: the first URI in its sources (one-line
-# or deb822 format) that is not the security archive. The host is never written here.
-debian_mirror() {
-  if [[ -n "${PP_DEBIAN_MIRROR:-}" ]]; then
-    printf '%s\n' "${PP_DEBIAN_MIRROR%/}"
-    return 0
-  fi
-  local files=() f
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [[ -f "$f" ]] && files+=("$f")
-  done
-  [[ ${#files[@]} -gt 0 ]] || return 1
-  awk '
-    /^[[:space:]]*#/ { next }
-    $1 == "deb" || $1 == "deb-src" {
-      for (i = 2; i <= NF; i++) if ($i ~ /^[a-z0-9+]+:\/\//) { print $i; break }
-    }
-    tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }
-  ' "${files[@]}" | grep -v -- '-security' | grep -v '/security' | head -n 1 | sed 's:/*$::'
-}
 
 # --- Source ------------------------------------------------------------------------------------
 if [[ -z "$tarball" ]]; then

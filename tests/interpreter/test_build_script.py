@@ -18,7 +18,7 @@ SCRIPT = ROOT / "interpreter" / "build-cpython.sh"
 def run(*args, env=None, timeout=120):
     full = dict(os.environ)
     for name in ("PP_CPYTHON_TARBALL", "PP_CPYTHON_OPT", "PP_CPYTHON_PATCHDIR",
-                 "PYPARALLEL_CACHE_DIR"):
+                 "PYPARALLEL_CACHE_DIR", "PP_DEBIAN_MIRROR", "PP_APT_ETC"):
         full.pop(name, None)
     full.update(env or {})
     return subprocess.run(["bash", str(SCRIPT), *map(str, args)], capture_output=True,
@@ -93,7 +93,7 @@ def test_print_path_on_an_empty_cache(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--bogus"], "unknown option '--bogus'"),
-    (["--opt", "fast"], "--opt must be none, pgo, lto or pgo-lto"),
+    (["--opt", "fast"], "--opt must be none, pgo, lto, pgo-lto or tsan"),
     (["--jobs", "0"], "--jobs must be a positive integer"),
     (["--tarball", "/nonexistent.tar.xz"], "not found"),
 ])
@@ -120,3 +120,44 @@ def test_the_cache_is_reused_in_seconds():
     assert r.returncode == 0, r.stderr
     assert time.monotonic() - start < 10
     assert r.stdout.strip().splitlines()[-1] == cached.stdout.strip()
+
+
+# --- where the source comes from: the machine's own apt sources ---------------------------
+def apt_etc(tmp_path, files):
+    etc = tmp_path / "apt"
+    (etc / "sources.list.d").mkdir(parents=True)
+    for name, text in files.items():
+        (etc / name).write_text(text)
+    return etc
+
+
+@pytest.mark.parametrize("files, expected", [
+    # deb822, the security archive listed first: it is skipped
+    ({"sources.list.d/debian.sources":
+      "Types: deb\nURIs: http://mirror.test/debian-security\nSuites: bookworm-security\n\n"
+      "Types: deb\nURIs: http://mirror.test/debian/\nSuites: bookworm bookworm-updates\n"},
+     "http://mirror.test/debian"),
+    # one-line format with options and a comment
+    ({"sources.list": "# deb http://old.test/debian bookworm main\n"
+                      "deb [signed-by=/k.gpg] http://proxy.test:3142/debian bookworm main\n"
+                      "deb http://proxy.test:3142/security bookworm-security main\n"},
+     "http://proxy.test:3142/debian"),
+])
+def test_mirror_comes_from_apt_sources(tmp_path, files, expected):
+    r = run("--print-mirror", env={"PP_APT_ETC": apt_etc(tmp_path, files)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == expected
+
+
+def test_mirror_override_and_missing_sources(tmp_path):
+    r = run("--print-mirror", env={"PP_APT_ETC": tmp_path / "none",
+                                   "PP_DEBIAN_MIRROR": "http://local.test/debian/"})
+    assert r.returncode == 0 and r.stdout.strip() == "http://local.test/debian"
+    r = run("--print-mirror", env={"PP_APT_ETC": tmp_path / "none"})
+    assert r.returncode != 0
+    assert "no Debian archive in this machine's apt sources; set PP_DEBIAN_MIRROR" in r.stderr
+
+
+def test_no_archive_host_is_written_in_the_script():
+    text = SCRIPT.read_text()
+    assert "debian.org" not in text and "http://" not in text

@@ -14,11 +14,13 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-2}"
-py="$("$root/interpreter/build-cpython.sh" --opt tsan | tail -n 1)"
+# PP_TSAN_PYTHON: an already built ThreadSanitizer interpreter (its prefix must hold the
+# suppressions, as build-cpython.sh --opt tsan installs them).
+py="${PP_TSAN_PYTHON:-$("$root/interpreter/build-cpython.sh" --opt tsan | tail -n 1)}"
 prefix="$(dirname "$(dirname "$py")")"
 log="$(mktemp -d)/tsan"
 supp="$prefix/share/pyparallel/suppressions_free_threading.txt"
-export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 log_path=$log suppressions=$supp"
+export TSAN_OPTIONS="halt_on_error=0 exitcode=0 second_deadlock_stack=1 log_path=$log suppressions=$supp"
 fail=0
 for scenario in $("$py" "$root/tests/interpreter/specialization_stress.py" --list); do
   if ! "$py" "$root/tests/interpreter/specialization_stress.py" "$scenario" "$seconds"; then

@@ -285,38 +285,50 @@ class ModuleAttrs(Scenario):
 
 # --- lists and dicts that change size under iteration -------------------------------------
 class ListMutation(Scenario):
-    """Iteration, indexing and len() of lists growing and shrinking in another thread."""
+    """List indexing, stores, unpacking, iteration, append and len() while another thread
+    grows and shrinks the same lists (and a dict)."""
 
     def __init__(self):
         self.items = list(range(100))
+        self.pair = [1, 2]
         self.d = {i: i for i in range(100)}
 
     def read(self):
         total = 0
-        for x in self.items:
+        for x in self.items:                # FOR_ITER_LIST
             total += x
         try:
-            first = self.items[0]
+            first = self.items[0]           # BINARY_SUBSCR_LIST_INT
+            self.items[1] = 1               # STORE_SUBSCR_LIST_INT
         except IndexError:
             first = None
+        try:
+            a, b = self.pair                # UNPACK_SEQUENCE_LIST
+        except ValueError:
+            a, b = 1, 2
+        out = []
+        out.append(a + b)                   # CALL_LIST_APPEND
         hits = 0
         for k in (1, 50, 99, 500):
             if k in self.d:
                 hits += self.d.get(k, 0) >= 0
-        return (total, first, len(self.items), hits)
+        return (total, first, len(self.items), hits, out[0], bool(self.items))
 
     def mutate(self, i):
         if i % 2:
             self.items.append(i % 100)
             self.d[1000 + i % 500] = i
-        elif self.items:
-            self.items.pop()
+            self.pair.append(3)
+        else:
+            if self.items:
+                self.items.pop()
             self.d.pop(1000 + i % 500, None)
+            del self.pair[2:]
 
     def ok(self, value):
-        total, first, n, hits = value
+        total, first, n, hits, ab, truth = value
         return isinstance(total, int) and total >= 0 and first in (None, *range(100)) \
-            and n >= 0 and 0 <= hits <= 4
+            and n >= 0 and 0 <= hits <= 4 and ab == 3 and truth in (True, False)
 
 
 # --- code objects and defaults replaced ---------------------------------------------------

@@ -144,6 +144,26 @@ def cpython_regrtest(build: pathlib.Path, tally: Tally) -> None:
     tally.add("cpython regrtest", passed, failed, skipped)
 
 
+def tsan_check(tally: Tally) -> None:
+    """interpreter/tsan-check.sh: the stress scenarios on a ThreadSanitizer build of the
+    patched interpreter (a second interpreter build, ~7 minutes the first time; PP_TSAN=1,
+    which CI sets). One test per scenario (no wrong value), one for no TSan report in
+    patched code."""
+    script = ROOT / "interpreter" / "tsan-check.sh"
+    code, out = run([str(script), "2"], timeout=3600)
+    passed = failed = 0
+    for line in out.splitlines():
+        if line.startswith('{"scenario"'):
+            result = json.loads(line)
+            ok = not result["bad"] and not result["errors"] and result["reads"] > 0
+            passed += ok
+            failed += not ok
+    summary = [line for line in out.splitlines() if line.startswith("tsan-check: ")]
+    clean = code == 0 and bool(summary) and " 0 in patched code" in summary[-1]
+    tally.add("tsan stress scenarios", passed, failed + (passed + failed == 0))
+    tally.add("tsan reports in patched code", int(clean), int(not clean))
+
+
 def fuzz(tally: Tally) -> None:
     """A bounded libFuzzer run of the HTTP parser (clang, ASan + UBSan)."""
     script = ROOT / "tests" / "fuzz" / "run-fuzz.sh"
@@ -177,6 +197,8 @@ def main() -> int:
         env["PP_BUILD_DIRS"] = str(gil)
     pytest_suite("python", ["tests"], env, tally)
     cpython_regrtest(build, tally)
+    if os.environ.get("PP_TSAN") == "1":
+        tsan_check(tally)
     if os.environ.get("PP_SKIP_FUZZ") != "1":
         fuzz(tally)
     for f in tally.failures:

@@ -10,7 +10,7 @@
 # stack reaches code the series adds or changes (specialize.c, the specialized instructions,
 # the function setters, the dict helper, the int freelist). Exit 1 if there is any such
 # report or a scenario fails; all reports go to the log named at the end.
-# Too slow for CI's budget next to the rest of ./pp test; run it after changing a patch.
+# CI runs it through `PP_TSAN=1 ./pp test` (tests/run_all.py); run it after changing a patch.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-2}"

@@ -71,17 +71,17 @@ def doctest_suites(build: pathlib.Path, tally: Tally) -> None:
             tally.add(f"meson {t['name']}", int(ok), int(not ok))
 
 
-def pytest_suite(name: str, paths: list[str], env: dict, tally: Tally,
-                 timeout: int = 1800) -> None:
+def fresh_report(name: str) -> pathlib.Path:
+    """build-reports/NAME.xml, with any report of an earlier run removed."""
     report = ROOT / "build-reports" / f"{name}.xml"
     report.parent.mkdir(exist_ok=True)
     if report.exists():
         report.unlink()
-    code, _ = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                   f"--junitxml={report}", *paths], timeout=timeout, env=env)
-    if not report.exists():
-        tally.add(name, 0, 1)
-        return
+    return report
+
+
+def count_junit(report: pathlib.Path) -> tuple[int, int, int]:
+    """(passed, failed, skipped) test cases of a JUnit XML report (pytest's, regrtest's)."""
     passed = failed = skipped = 0
     for case in ET.parse(report).getroot().iter("testcase"):
         kinds = {child.tag for child in case}
@@ -91,6 +91,18 @@ def pytest_suite(name: str, paths: list[str], env: dict, tally: Tally,
             skipped += 1
         else:
             passed += 1
+    return passed, failed, skipped
+
+
+def pytest_suite(name: str, paths: list[str], env: dict, tally: Tally,
+                 timeout: int = 1800) -> None:
+    report = fresh_report(name)
+    code, _ = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   f"--junitxml={report}", *paths], timeout=timeout, env=env)
+    if not report.exists():
+        tally.add(name, 0, 1)
+        return
+    passed, failed, skipped = count_junit(report)
     if code not in (0, 1, 5) and failed == 0:
         failed = 1  # pytest itself broke (usage error, internal error, timeout)
     tally.add(name, passed, failed, skipped)
@@ -120,25 +132,14 @@ def cpython_regrtest(build: pathlib.Path, tally: Tally) -> None:
     info = interpreter_info(build)
     if info.get("free_threaded") != "true" or not info.get("executable"):
         return  # a stock interpreter: its tests are not ours to run
-    report = ROOT / "build-reports" / "cpython-regrtest.xml"
-    report.parent.mkdir(exist_ok=True)
-    if report.exists():
-        report.unlink()
+    report = fresh_report("cpython-regrtest")
     jobs = str(min(2, os.cpu_count() or 1))
     code, _ = run([info["executable"], "-m", "test", "-j", jobs, "--timeout=900",
                    f"--junit-xml={report}", *CPYTHON_TESTS], timeout=2400)
     if not report.exists():
         tally.add("cpython regrtest", 0, 1)
         return
-    passed = failed = skipped = 0
-    for case in ET.parse(report).getroot().iter("testcase"):
-        kinds = {child.tag for child in case}
-        if kinds & {"failure", "error"}:
-            failed += 1
-        elif "skipped" in kinds:
-            skipped += 1
-        else:
-            passed += 1
+    passed, failed, skipped = count_junit(report)
     if code != 0 and failed == 0:
         failed = 1  # regrtest failed outside any one test (crash, timeout, env change)
     tally.add("cpython regrtest", passed, failed, skipped)

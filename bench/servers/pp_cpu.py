@@ -12,15 +12,9 @@ import argparse
 import time
 
 import parallel
+from cpu_work import work
 
 N = 0
-
-
-def work(n: int) -> int:
-    x = 0
-    for i in range(n):
-        x += i * i % 7
-    return x
 
 
 def calibrate(ms: float) -> int:

@@ -22,18 +22,11 @@ from email.utils import formatdate
 
 import httptools
 import uvloop
+from cpu_work import work  # the same loop as bench/servers/pp_cpu.py
 
 PLAINTEXT = b"Hello, World!"
 date_header = b""
 CPU_ITERATIONS = 0
-
-
-def work(n: int) -> int:
-    # Identical to bench/servers/pp_cpu.py's work(): the same Python on both sides.
-    x = 0
-    for i in range(n):
-        x += i * i % 7
-    return x
 
 
 def refresh_date(loop: asyncio.AbstractEventLoop) -> None:

@@ -11,7 +11,7 @@ namespace pp {
 Acceptor::Acceptor(Loop& loop, Handle listener, ConnectionSet& connections, Factory factory)
     : loop_(loop), listener_(listener), connections_(connections), factory_(std::move(factory)) {}
 
-Acceptor::~Acceptor() { close_handle(listener_); }
+Acceptor::~Acceptor() { close_socket(listener_); }
 
 void Acceptor::start() { arm(); }
 
@@ -28,14 +28,14 @@ void Acceptor::on_accept(Operation& op, const Completion& c) {
   if (c.result >= 0) {
     Handle sock = static_cast<Handle>(c.result);
     if (self->stopped_) {
-      close_handle(sock);
+      close_socket(sock);
     } else {
       set_nodelay(sock);
       ++self->accepted_;
       if (Connection* conn = self->factory_(sock))
         self->connections_.add(conn);
       else
-        close_handle(sock);
+        close_socket(sock);
     }
   }
   if (self->stopped_) {
@@ -72,7 +72,7 @@ void Acceptor::close_listener_if_idle() {
   // Closed as soon as nothing uses it: until then the kernel keeps queueing
   // connections on it that no one would accept.
   if (stopped_ && !active() && listener_ != invalid_handle) {
-    close_handle(listener_);
+    close_socket(listener_);
     listener_ = invalid_handle;
   }
 }

@@ -10,7 +10,7 @@ namespace pp {
 Connection::Connection(Loop& loop, Handle sock, ConnectionSet& owner)
     : loop_(loop), sock_(sock), owner_(owner) {}
 
-Connection::~Connection() { close_handle(sock_); }
+Connection::~Connection() { close_socket(sock_); }
 
 void Connection::open() {
   arm_recv();

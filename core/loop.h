@@ -3,8 +3,9 @@
 // Every backend (io_uring, epoll, IOCP, kqueue) implements `Loop`. The model is
 // completion-based everywhere: the caller fills in an `Operation`, submits it, and
 // later gets exactly one completion for it (or a stream of them for multishot
-// accept/recv, the last one carrying `more == false`). A readiness backend (epoll)
-// emulates this by performing the syscall when the handle is ready. This header
+// accept/recv, the last one carrying `more == false`). A readiness backend (epoll,
+// kqueue, libaio: platform/posix/readiness_loop.h) emulates this by performing the
+// syscall when the handle is ready. This header
 // includes no OS header: it is what `core/`, `interpreter/` and `examples/` see.
 #pragma once
 
@@ -13,9 +14,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace pp {
@@ -43,6 +46,11 @@ struct Endpoint {
 enum class OpCode : std::uint8_t { accept, recv, send, sendfile, connect, timeout, cancel, close };
 
 struct Operation;
+
+/// Bytes of backend-private state inside every Operation. Sized for the largest
+/// backend: IOCP's OVERLAPPED (32 bytes on x64) plus a multi-step operation's
+/// progress; io_uring uses 40 (a timeout's kernel timespec lives here).
+inline constexpr std::size_t kOperationStateSize = 64;
 
 /// What one completion carries to the operation's callback.
 struct Completion {
@@ -84,11 +92,9 @@ struct Operation {
   std::chrono::nanoseconds duration{};  // timeout
   Operation* target = nullptr;          // cancel
 
-  // Backend-private progress of a multi-step operation (partial sends).
-  std::uint64_t sent = 0;
-  std::uint32_t slice_index = 0;
-  std::uint32_t state = 0;
-  std::uintptr_t backend_slot = 0;
+  /// Backend-private state while the operation is in flight: each backend lays its own
+  /// struct over these bytes with `backend_state<T>()`. Zeroed by every `prep_*`.
+  alignas(16) std::byte backend_bytes[kOperationStateSize]{};
 
   /// Accept connections on listening socket `listener`. Use `multishot` for a
   /// server's accept loop: one submission, one completion per new connection.
@@ -108,8 +114,10 @@ struct Operation {
   }
   /// Send all of `bufs`, gathered, finishing partial sends inside the engine. One
   /// completion: the total bytes sent, or the error that stopped it (a send that
-  /// failed part-way reports only the error). Sends and sendfiles submitted on one
-  /// socket go out in submission order, never interleaved.
+  /// failed part-way reports only the error). One output (send or sendfile) at a time
+  /// per socket: the caller orders them (core/outbound.h does), because two in flight
+  /// could interleave their bytes after a partial send. A send or sendfile submitted
+  /// while another is in flight on the same socket completes with -EBUSY.
   void prep_send(Handle sock, std::span<const IoSlice> bufs, CompletionFn cb, void* ctx) {
     reset(OpCode::send, sock, cb, ctx);
     slices = bufs;
@@ -153,6 +161,21 @@ struct Operation {
     user = ctx;
   }
 };
+
+/// A backend's typed view of `op`'s private state. `State` is one plain struct per
+/// backend (trivially copyable, so the all-zero bytes `prep_*` leave are a valid,
+/// empty state), checked here against the room an Operation has.
+template <class State>
+State& backend_state(Operation& op) {
+  static_assert(sizeof(State) <= kOperationStateSize, "backend state does not fit");
+  static_assert(alignof(State) <= 16, "backend state over-aligned");
+  static_assert(std::is_trivially_copyable_v<State> && std::is_trivially_destructible_v<State>);
+  return *std::launder(reinterpret_cast<State*>(op.backend_bytes));
+}
+template <class State>
+const State& backend_state(const Operation& op) {
+  return backend_state<State>(const_cast<Operation&>(op));
+}
 
 /// The backends this build knows. `automatic` probes them in order of preference.
 enum class BackendKind : std::uint8_t { automatic, io_uring, epoll, iocp, kqueue };

@@ -34,9 +34,13 @@ bool peer_address(Handle sock, std::string& host, std::uint16_t& port);
 /// Disables Nagle's algorithm: responses leave as soon as they are written.
 void set_nodelay(Handle sock);
 
-/// Closes a handle synchronously (for set-up and tear-down paths; the hot path
-/// uses `Operation::prep_close`).
-void close_handle(Handle h);
+/// Closes a socket synchronously (set-up and tear-down paths; the hot path uses
+/// `Operation::prep_close`). Windows closes sockets and files with different calls
+/// (closesocket, CloseHandle), so every caller says which it holds.
+void close_socket(Handle sock);
+
+/// Closes a file opened by `open_file_for_send`.
+void close_file(Handle file);
 
 /// Opens a regular file read-only for sendfile. Returns invalid_handle and sets
 /// `error` (naming the path and the reason) if it is missing or not a regular file;

@@ -26,7 +26,7 @@ void Outbound::append(std::string_view bytes) {
 
 void Outbound::append_file(Handle file, std::uint64_t offset, std::uint64_t length, bool owned) {
   if (length == 0) {
-    if (owned) close_handle(file);
+    if (owned) close_file(file);
     return;
   }
   Segment s;
@@ -75,7 +75,7 @@ std::int64_t Outbound::complete(const Completion& completion) {
 
 void Outbound::release(Segment& s) {
   if (s.file != invalid_handle) {
-    if (s.owned) close_handle(s.file);
+    if (s.owned) close_file(s.file);
     s.file = invalid_handle;
   } else if (s.bytes.capacity() > spare_.capacity() && s.bytes.capacity() <= (1u << 20)) {
     // Keep the larger buffer for the next response; very large ones go back to the heap.

@@ -38,7 +38,7 @@ bool queue_file_response(Outbound& out, const Request& request, const std::strin
   std::string& buf = out.tail_buffer();
   ByteRange range = parse_range(request.header("Range"), size);
   if (range.outcome == RangeOutcome::unsatisfiable) {
-    close_handle(file);
+    close_file(file);
     append_range_not_satisfiable(buf, size, close);
     return true;
   }
@@ -61,7 +61,7 @@ bool queue_file_response(Outbound& out, const Request& request, const std::strin
   head.content_length = length;
   append_response_head(buf, head);
   if (request.method == "HEAD") {
-    close_handle(file);
+    close_file(file);
     return true;
   }
   // The queue keeps the file's bytes in order behind the head just written.

@@ -70,7 +70,7 @@ bool Site::valid(std::string& error) const {
   std::uint64_t size = 0;
   int code = 0;
   pp::Handle h = pp::open_file_for_send(root_ + "/.", size, error, &code);
-  if (h != pp::invalid_handle) pp::close_handle(h);
+  if (h != pp::invalid_handle) pp::close_file(h);
   // A folder opens but is not a regular file: exactly what --root must be.
   if (code == -EISDIR) {
     error.clear();

@@ -136,7 +136,7 @@ struct WorkerState {
     c->done = true;
     WorkerState& w = *c->worker;
     if (done.result < 0) {
-      close_handle(c->sock);
+      close_socket(c->sock);
       report_connect_failure(*c->client->protocol, c->where, done.result);
       return;
     }

@@ -227,7 +227,7 @@ class Session {
     if (offset < 0 || nbytes < -1 ||
         (nbytes >= 0 && static_cast<std::uint64_t>(offset) + nbytes > size) ||
         static_cast<std::uint64_t>(offset) > size) {
-      close_handle(file);
+      close_file(file);
       PyErr_Format(PyExc_ValueError,
                    "range offset=%lld nbytes=%lld is past the end of '%s' (%llu bytes)", offset,
                    nbytes, path, static_cast<unsigned long long>(size));
@@ -238,13 +238,13 @@ class Session {
     std::size_t mark = buf.size();
     if (before != Py_None && !append_sendable(before, buf)) {
       buf.resize(mark);
-      close_handle(file);
+      close_file(file);
       return false;
     }
     std::string after_bytes;
     if (after != Py_None && !append_sendable(after, after_bytes)) {
       buf.resize(mark);
-      close_handle(file);
+      close_file(file);
       return false;
     }
     Counters::bump(thread_counters().bytes_sent, buf.size() - mark + length + after_bytes.size());

@@ -49,11 +49,20 @@ namespace {
 static_assert(sizeof(IoSlice) == sizeof(iovec));
 static_assert(offsetof(IoSlice, data) == offsetof(iovec, iov_base));
 static_assert(offsetof(IoSlice, size) == offsetof(iovec, iov_len));
-// A timeout keeps its __kernel_timespec in the (otherwise unused) offset/length pair, so
-// the kernel may read it late (SQPOLL) without a side allocation.
-static_assert(offsetof(Operation, length) == offsetof(Operation, offset) + 8);
-static_assert(sizeof(__kernel_timespec) == 16);
 static_assert(alignof(Operation) >= 8);
+
+/// What this backend keeps in an Operation while it is in flight.
+struct UringOpState {
+  std::uint32_t state;          // the k* bits below
+  std::uint32_t slice_index;    // send: first slice not fully sent; recv (pool): buffer id
+  std::uint64_t sent;           // send/sendfile: bytes sent; cancel: the kernel's answer
+  std::uintptr_t backend_slot;  // list link, SendState*, or a cancel's victim result
+  // A timeout's duration as the kernel reads it, inside the operation so that the kernel
+  // may read it late (SQPOLL) without a side allocation.
+  __kernel_timespec timeout;
+};
+UringOpState& U(Operation& op) { return backend_state<UringOpState>(op); }
+const UringOpState& U(const Operation& op) { return backend_state<UringOpState>(op); }
 
 /// user_data of the engine's eventfd read (post() wake-ups); never an Operation address.
 constexpr std::uint64_t kWakeTag = 1;
@@ -77,7 +86,6 @@ enum : std::uint32_t {
   kLinked = 1u << 3,      // has an entry in links_ (victim or cancel side)
   kWaiting = 1u << 4,     // cancel op: kernel answered; result waits for the victim's end
   kVictimDone = 1u << 5,  // cancel op: the victim ended before the kernel answered
-  kQueued = 1u << 6,      // send/sendfile waiting behind an earlier one on its socket
   kEnobufsShift = 8,
   kEnobufsMask = 0xffu << kEnobufsShift,
   // The handle's close generation when the op was submitted (see FdSlot::gen).
@@ -150,7 +158,7 @@ class UringLoop final : public Loop {
   /// must stay put until the kernel has read it. Pooled, never freed on the hot path.
   struct SendState {
     msghdr msg;
-    std::uint64_t prefix;  // bytes in the slices before op.slice_index
+    std::uint64_t prefix;  // bytes in the slices before slice_index
     std::uint64_t total;
     SendState* next_free;
   };
@@ -171,16 +179,11 @@ class UringLoop final : public Loop {
     Operation* head = nullptr;
     Operation* tail = nullptr;
   };
-  struct Waiter {
-    Operation* op;
-    Waiter* next;
-  };
-  /// Per handle: sends and sendfiles on one socket go out one after the other, in submit
-  /// order (two in flight could interleave their bytes after a partial send).
+  /// Per handle. Output order is the caller's (core/outbound.h keeps one send in flight
+  /// per socket); `sending` only lets a second concurrent output fail with -EBUSY instead
+  /// of interleaving its bytes with the first's after a partial send.
   struct FdSlot {
     Operation* sending = nullptr;  // the send/sendfile now writing to this socket
-    Waiter* head = nullptr;        // the ones queued behind it
-    Waiter* tail = nullptr;
     /// Bumped by each close op on the handle: a multi-step op submitted under an older
     /// generation stops at its next step instead of touching a reused descriptor.
     std::uint16_t gen = 0;
@@ -206,9 +209,9 @@ class UringLoop final : public Loop {
   }
   /// True when `op` must stop at this step: cancelled, or its handle was closed since.
   bool stopped(const Operation& op) const {
-    if (op.state & kCancelReq) return true;
+    if (U(op).state & kCancelReq) return true;
     auto i = static_cast<std::size_t>(op.fd);
-    return op.fd >= 0 && i < fds_.size() && fds_[i].gen != (op.state >> kGenShift);
+    return op.fd >= 0 && i < fds_.size() && fds_[i].gen != (U(op).state >> kGenShift);
   }
 
   // Completion side.
@@ -282,8 +285,6 @@ class UringLoop final : public Loop {
   std::vector<RawCqe> backlog_, backlog_running_;
   std::vector<Link> links_;  // cancel <-> victim pairs while both are in flight
   std::vector<FdSlot> fds_;  // indexed by handle
-  std::vector<std::unique_ptr<Waiter[]>> waiter_chunks_;
-  Waiter* free_waiter_ = nullptr;
   bool cancel_fd_ = false;  // IORING_ASYNC_CANCEL_FD (5.19)
 
   std::vector<std::unique_ptr<SendState[]>> send_chunks_;
@@ -511,16 +512,16 @@ io_uring_sqe* UringLoop::get_sqe() {
 }
 
 void UringLoop::submit(Operation& op) {
-  op.state = kInFlight;
-  op.sent = 0;
-  op.slice_index = 0;
-  op.backend_slot = 0;
+  U(op).state = kInFlight;
+  U(op).sent = 0;
+  U(op).slice_index = 0;
+  U(op).backend_slot = 0;
   const int fd = static_cast<int>(op.fd);
   FdSlot* slot = nullptr;
   if (op.code == OpCode::accept || op.code == OpCode::recv || op.code == OpCode::send ||
       op.code == OpCode::sendfile) {
     slot = slot_of(op.fd);
-    if (slot != nullptr) op.state |= std::uint32_t{slot->gen} << kGenShift;
+    if (slot != nullptr) U(op).state |= std::uint32_t{slot->gen} << kGenShift;
   }
   switch (op.code) {
     case OpCode::accept:
@@ -532,20 +533,7 @@ void UringLoop::submit(Operation& op) {
     case OpCode::send:
     case OpCode::sendfile:
       if (slot != nullptr && slot->sending != nullptr) {
-        Waiter* w = free_waiter_;
-        if (w == nullptr) {
-          constexpr std::size_t kChunk = 64;
-          auto chunk = std::make_unique<Waiter[]>(kChunk);
-          for (std::size_t i = 0; i < kChunk; ++i)
-            chunk[i].next = i + 1 < kChunk ? &chunk[i + 1] : nullptr;
-          w = chunk.get();
-          waiter_chunks_.push_back(std::move(chunk));
-        }
-        free_waiter_ = w->next;
-        *w = Waiter{&op, nullptr};
-        (slot->tail != nullptr ? slot->tail->next : slot->head) = w;
-        slot->tail = w;
-        op.state |= kParked | kQueued;
+        defer_final(op, -EBUSY);
         return;
       }
       if (slot != nullptr) slot->sending = &op;
@@ -564,10 +552,10 @@ void UringLoop::submit(Operation& op) {
     }
     case OpCode::timeout: {
       auto ns = std::max<std::int64_t>(op.duration.count(), 0);
-      op.offset = static_cast<std::uint64_t>(ns / 1'000'000'000);
-      op.length = static_cast<std::uint64_t>(ns % 1'000'000'000);
+      U(op).timeout.tv_sec = ns / 1'000'000'000;
+      U(op).timeout.tv_nsec = ns % 1'000'000'000;
       io_uring_sqe* sqe = get_sqe();
-      io_uring_prep_timeout(sqe, reinterpret_cast<__kernel_timespec*>(&op.offset), 0, 0);
+      io_uring_prep_timeout(sqe, &U(op).timeout, 0, 0);
       io_uring_sqe_set_data(sqe, &op);
       return;
     }
@@ -587,7 +575,7 @@ void UringLoop::start_output(Operation& op) {
   } else if (op.length == 0) {
     defer_final(op, 0);
   } else {
-    op.state |= kParked;
+    U(op).state |= kParked;
     push(ready_sendfiles_, op);
   }
 }
@@ -598,21 +586,13 @@ void UringLoop::start_close(Operation& op) {
     ++slot->gen;  // ops on the handle stop at their next step
     // What the engine holds for this handle ends here; the kernel's share is cancelled
     // by the cancel-by-fd below.
-    for (Waiter* w = std::exchange(slot->head, nullptr); w != nullptr;) {
-      Waiter* next = w->next;
-      w->op->state &= ~(kParked | kQueued);
-      defer_final(*w->op, -ECANCELED);
-      w->next = free_waiter_;
-      free_waiter_ = w;
-      w = next;
-    }
-    slot->tail = nullptr;
+    slot->sending = nullptr;  // a reused number may send before the old send's CQE
     for (OpList* list : {&parked_recvs_, &ready_sendfiles_}) {
       for (Operation* cur = list->head; cur != nullptr;) {
-        Operation* next = reinterpret_cast<Operation*>(cur->backend_slot);
+        Operation* next = reinterpret_cast<Operation*>(U(*cur).backend_slot);
         if (cur->fd == op.fd) {
           remove(*list, *cur);
-          cur->state &= ~kParked;
+          U(*cur).state &= ~kParked;
           defer_final(*cur, -ECANCELED);
         }
         cur = next;
@@ -659,7 +639,7 @@ void UringLoop::arm_recv(Operation& op) {
     if (op.multishot && multishot_recv_) sqe->ioprio |= IORING_RECV_MULTISHOT;
   } else {
     std::uint32_t id = take_pool_buffer();
-    op.slice_index = id;
+    U(op).slice_index = id;
     io_uring_prep_recv(sqe, fd, buffer(id), buf_size_, 0);
   }
   io_uring_sqe_set_data(sqe, &op);
@@ -718,7 +698,7 @@ void UringLoop::start_send(Operation& op) {
     SendState* st = acquire_send_state();
     st->prefix = 0;
     st->total = total;
-    op.backend_slot = reinterpret_cast<std::uintptr_t>(st);
+    U(op).backend_slot = reinterpret_cast<std::uintptr_t>(st);
   }
   send_step(op);
 }
@@ -731,21 +711,21 @@ void UringLoop::send_step(Operation& op) {
   constexpr int kFlags = MSG_NOSIGNAL | MSG_WAITALL;
   io_uring_sqe* sqe = get_sqe();
   if (slices.size() == 1) {
-    auto* base = static_cast<const std::byte*>(slices[0].data) + op.sent;
-    io_uring_prep_send(sqe, fd, base, std::min<std::size_t>(slices[0].size - op.sent, kMaxSendStep),
+    auto* base = static_cast<const std::byte*>(slices[0].data) + U(op).sent;
+    io_uring_prep_send(sqe, fd, base, std::min<std::size_t>(slices[0].size - U(op).sent, kMaxSendStep),
                        kFlags);
     io_uring_sqe_set_data(sqe, &op);
     return;
   }
-  auto* st = reinterpret_cast<SendState*>(op.backend_slot);
-  std::size_t idx = op.slice_index;
-  std::uint64_t off = op.sent - st->prefix;
+  auto* st = reinterpret_cast<SendState*>(U(op).backend_slot);
+  std::size_t idx = U(op).slice_index;
+  std::uint64_t off = U(op).sent - st->prefix;
   while (idx < slices.size() && off >= slices[idx].size) {  // skip sent and empty slices
     off -= slices[idx].size;
     st->prefix += slices[idx].size;
     ++idx;
   }
-  op.slice_index = static_cast<std::uint32_t>(idx);
+  U(op).slice_index = static_cast<std::uint32_t>(idx);
   if (off != 0 || idx + 1 == slices.size()) {
     // The tail of a partly sent slice goes alone, so the rest can point at the caller's
     // own slice array as the iovec without copying it.
@@ -763,40 +743,29 @@ void UringLoop::send_step(Operation& op) {
 
 void UringLoop::start_cancel(Operation& op) {
   Operation* victim = op.target;
-  if (victim == nullptr || !(victim->state & kInFlight)) {
+  if (victim == nullptr || !(U(*victim).state & kInFlight)) {
     defer_final(op, -ENOENT);
     return;
   }
-  if (victim->state & kParked) {
+  if (U(*victim).state & kParked) {
     // The engine holds it, not the kernel: end it here.
-    if (victim->state & kQueued) {
-      FdSlot* slot = slot_of(victim->fd);
-      Waiter* prev = nullptr;
-      for (Waiter* w = slot->head; w != nullptr; prev = w, w = w->next) {
-        if (w->op != victim) continue;
-        (prev != nullptr ? prev->next : slot->head) = w->next;
-        if (slot->tail == w) slot->tail = prev;
-        w->next = free_waiter_;
-        free_waiter_ = w;
-        break;
-      }
-    } else if (victim->code == OpCode::recv) {
+    if (victim->code == OpCode::recv) {
       remove(parked_recvs_, *victim);
     } else {
       remove(ready_sendfiles_, *victim);
     }
-    victim->state &= ~(kParked | kQueued);
+    U(*victim).state &= ~kParked;
     defer_final(*victim, -ECANCELED);
     defer_final(op, 0);
     return;
   }
   // Multi-step operations (partial sends, sendfile, re-armed recv/accept) may be between
   // kernel requests right now: the flag stops them at their next step.
-  victim->state |= kCancelReq;
-  if (!(victim->state & kLinked)) {
+  U(*victim).state |= kCancelReq;
+  if (!(U(*victim).state & kLinked)) {
     links_.push_back({victim, &op});
-    victim->state |= kLinked;
-    op.state |= kLinked;
+    U(*victim).state |= kLinked;
+    U(op).state |= kLinked;
   }
   io_uring_sqe* sqe = get_sqe();
   io_uring_prep_cancel(sqe, victim, 0);
@@ -869,9 +838,9 @@ void UringLoop::reap() {
     // Buffers came back during this batch: re-arm the recvs that found the ring empty.
     OpList list = std::exchange(parked_recvs_, OpList{});
     for (Operation* op = list.head; op != nullptr;) {
-      Operation* next = reinterpret_cast<Operation*>(op->backend_slot);
-      op->backend_slot = 0;
-      op->state &= ~kParked;
+      Operation* next = reinterpret_cast<Operation*>(U(*op).backend_slot);
+      U(*op).backend_slot = 0;
+      U(*op).state &= ~kParked;
       arm_recv(*op);
       op = next;
     }
@@ -967,9 +936,9 @@ void UringLoop::on_recv(Operation& op, std::int32_t res, std::uint32_t flags) {
       }
       id = flags >> IORING_CQE_BUFFER_SHIFT;
     } else {
-      id = op.slice_index;
+      id = U(op).slice_index;
     }
-    op.state &= ~kEnobufsMask;
+    U(op).state &= ~kEnobufsMask;
     Completion c;
     c.result = res;
     c.data = std::span<const std::byte>(buffer(id), static_cast<std::size_t>(res));
@@ -990,10 +959,10 @@ void UringLoop::on_recv(Operation& op, std::int32_t res, std::uint32_t flags) {
       arm_recv(op);
     return;
   }
-  if (!buffer_ring_) pool_free_.push_back(op.slice_index);
+  if (!buffer_ring_) pool_free_.push_back(U(op).slice_index);
   if (kernel_more) return;  // a non-final error CQE: not expected, nothing to hand over
   if (res == -ENOBUFS && buffer_ring_) {
-    unsigned tries = (op.state & kEnobufsMask) >> kEnobufsShift;
+    unsigned tries = (U(op).state & kEnobufsMask) >> kEnobufsShift;
     if (stopped(op)) {
       finish(op, -ECANCELED);
       return;
@@ -1001,7 +970,7 @@ void UringLoop::on_recv(Operation& op, std::int32_t res, std::uint32_t flags) {
     if (tries < kMaxEnobufsRearms) {
       // The ring ran dry because every buffer was in this batch: park the recv and re-arm
       // it when the batch has recycled them (the data waits in the socket meanwhile).
-      op.state = (op.state & ~kEnobufsMask) | ((tries + 1) << kEnobufsShift) | kParked;
+      U(op).state = (U(op).state & ~kEnobufsMask) | ((tries + 1) << kEnobufsShift) | kParked;
       push(parked_recvs_, op);
       ++enobufs_rearms_;
       return;
@@ -1011,7 +980,7 @@ void UringLoop::on_recv(Operation& op, std::int32_t res, std::uint32_t flags) {
 }
 
 void UringLoop::on_send(Operation& op, std::int32_t res) {
-  auto* st = reinterpret_cast<SendState*>(op.backend_slot);
+  auto* st = reinterpret_cast<SendState*>(U(op).backend_slot);
   const std::uint64_t total = st != nullptr ? st->total : op.slices[0].size;
   std::int64_t result;
   if (res < 0) {
@@ -1021,9 +990,9 @@ void UringLoop::on_send(Operation& op, std::int32_t res) {
     }
     result = res;
   } else {
-    op.sent += static_cast<std::uint64_t>(res);
-    if (op.sent >= total) {
-      result = static_cast<std::int64_t>(op.sent);
+    U(op).sent += static_cast<std::uint64_t>(res);
+    if (U(op).sent >= total) {
+      result = static_cast<std::int64_t>(U(op).sent);
     } else if (stopped(op)) {
       result = -ECANCELED;
     } else if (res == 0) {
@@ -1034,16 +1003,16 @@ void UringLoop::on_send(Operation& op, std::int32_t res) {
     }
   }
   if (st != nullptr) release_send_state(st);
-  op.backend_slot = 0;
+  U(op).backend_slot = 0;
   finish(op, result);
 }
 
 void UringLoop::run_ready_sendfiles() {
   OpList list = std::exchange(ready_sendfiles_, OpList{});
   for (Operation* op = list.head; op != nullptr;) {
-    Operation* next = reinterpret_cast<Operation*>(op->backend_slot);
-    op->backend_slot = 0;
-    op->state &= ~kParked;
+    Operation* next = reinterpret_cast<Operation*>(U(*op).backend_slot);
+    U(*op).backend_slot = 0;
+    U(*op).state &= ~kParked;
     if (stopped(*op))
       finish(*op, -ECANCELED);
     else
@@ -1065,20 +1034,20 @@ void UringLoop::run_ready_sendfiles() {
 void UringLoop::run_sendfile(Operation& op) {
   const int sock = static_cast<int>(op.fd);
   const int file = static_cast<int>(op.file);
-  while (op.sent < op.length) {
+  while (U(op).sent < op.length) {
     const std::size_t want =
-        static_cast<std::size_t>(std::min<std::uint64_t>(op.length - op.sent, kMaxSendStep));
-    off_t off = static_cast<off_t>(op.offset + op.sent);
+        static_cast<std::size_t>(std::min<std::uint64_t>(op.length - U(op).sent, kMaxSendStep));
+    off_t off = static_cast<off_t>(op.offset + U(op).sent);
     ssize_t n = ::sendfile(sock, file, &off, want);
     if (n > 0) {
-      op.sent += static_cast<std::uint64_t>(n);
+      U(op).sent += static_cast<std::uint64_t>(n);
       // A short write means the socket buffer is full: wait for room instead of paying
       // for the EAGAIN call.
-      if (static_cast<std::size_t>(n) < want && op.sent < op.length) break;
+      if (static_cast<std::size_t>(n) < want && U(op).sent < op.length) break;
       continue;
     }
     if (n == 0) {  // the file ended before `length`
-      finish(op, static_cast<std::int64_t>(op.sent));
+      finish(op, static_cast<std::int64_t>(U(op).sent));
       return;
     }
     const int e = errno;
@@ -1096,8 +1065,8 @@ void UringLoop::run_sendfile(Operation& op) {
     finish(op, -e);
     return;
   }
-  if (op.sent >= op.length) {
-    finish(op, static_cast<std::int64_t>(op.sent));
+  if (U(op).sent >= op.length) {
+    finish(op, static_cast<std::int64_t>(U(op).sent));
     return;
   }
   io_uring_sqe* sqe = get_sqe();
@@ -1106,21 +1075,21 @@ void UringLoop::run_sendfile(Operation& op) {
 }
 
 void UringLoop::on_cancel(Operation& op, std::int32_t res) {
-  if (op.state & kVictimDone) {
+  if (U(op).state & kVictimDone) {
     // The victim already ended: 0 if that was this cancel's doing.
-    const auto victim_result = static_cast<std::int64_t>(op.backend_slot);
+    const auto victim_result = static_cast<std::int64_t>(U(op).backend_slot);
     std::int64_t r = res;
     if (res == -EALREADY || (res == -ENOENT && victim_result == -ECANCELED)) r = 0;
-    op.backend_slot = 0;
+    U(op).backend_slot = 0;
     finish(op, r);
     return;
   }
-  if (op.state & kLinked) {
+  if (U(op).state & kLinked) {
     if (res == -ENOENT || res == -EALREADY) {
       // The victim is between kernel requests (or running); it ends at its next step and
       // settles this cancel's result then (resolve_victim).
-      op.sent = static_cast<std::uint64_t>(static_cast<std::int64_t>(res));
-      op.state |= kWaiting;
+      U(op).sent = static_cast<std::uint64_t>(static_cast<std::int64_t>(res));
+      U(op).state |= kWaiting;
       return;
     }
     unlink_cancel(op);  // res 0: the kernel completes the victim with -ECANCELED
@@ -1131,13 +1100,13 @@ void UringLoop::on_cancel(Operation& op, std::int32_t res) {
 void UringLoop::unlink_cancel(Operation& cancel) {
   for (std::size_t i = 0; i < links_.size(); ++i) {
     if (links_[i].cancel == &cancel) {
-      links_[i].victim->state &= ~kLinked;
+      U(*links_[i].victim).state &= ~kLinked;
       links_[i] = links_.back();
       links_.pop_back();
       break;
     }
   }
-  cancel.state &= ~kLinked;
+  U(cancel).state &= ~kLinked;
 }
 
 void UringLoop::resolve_victim(Operation& victim, std::int64_t result) {
@@ -1146,41 +1115,27 @@ void UringLoop::resolve_victim(Operation& victim, std::int64_t result) {
     Operation& cancel = *links_[i].cancel;
     links_[i] = links_.back();
     links_.pop_back();
-    cancel.state &= ~kLinked;
-    if (cancel.state & kWaiting) {
-      const auto kernel_result = static_cast<std::int64_t>(cancel.sent);
-      cancel.state &= ~kWaiting;
+    U(cancel).state &= ~kLinked;
+    if (U(cancel).state & kWaiting) {
+      const auto kernel_result = static_cast<std::int64_t>(U(cancel).sent);
+      U(cancel).state &= ~kWaiting;
       defer_final(cancel, kernel_result == -EALREADY || result == -ECANCELED ? 0 : -ENOENT);
     } else {
-      cancel.state |= kVictimDone;
-      cancel.backend_slot = static_cast<std::uintptr_t>(result);
+      U(cancel).state |= kVictimDone;
+      U(cancel).backend_slot = static_cast<std::uintptr_t>(result);
     }
     return;
   }
 }
 
 void UringLoop::finish(Operation& op, const Completion& c) {
-  const std::uint32_t state = op.state;
-  op.state = 0;  // from here the caller owns `op` again (it may resubmit or free it)
+  const std::uint32_t state = U(op).state;
+  U(op).state = 0;  // from here the caller owns `op` again (it may resubmit or free it)
   if (state & kLinked) resolve_victim(op, c.result);
   if ((op.code == OpCode::send || op.code == OpCode::sendfile) && op.fd >= 0 &&
       static_cast<std::size_t>(op.fd) < fds_.size()) {
     FdSlot& slot = fds_[static_cast<std::size_t>(op.fd)];
-    if (slot.sending == &op) {
-      // The socket is free: start the next queued output before this callback runs, so
-      // a send it submits queues behind the ones submitted earlier.
-      slot.sending = nullptr;
-      if (Waiter* w = slot.head) {
-        slot.head = w->next;
-        if (slot.head == nullptr) slot.tail = nullptr;
-        Operation& next = *w->op;
-        w->next = free_waiter_;
-        free_waiter_ = w;
-        next.state &= ~(kParked | kQueued);
-        slot.sending = &next;
-        start_output(next);
-      }
-    }
+    if (slot.sending == &op) slot.sending = nullptr;
   }
   ++ran_;
   op.callback(op, c);
@@ -1188,7 +1143,7 @@ void UringLoop::finish(Operation& op, const Completion& c) {
 
 void UringLoop::defer_final(Operation& op, std::int64_t result) {
   // Decided now (so a later cancel sees it finished), delivered from run_once.
-  op.state &= ~kInFlight;
+  U(op).state &= ~kInFlight;
   deferred_.push_back({&op, result});
 }
 
@@ -1200,9 +1155,9 @@ void UringLoop::run_deferred() {
 }
 
 void UringLoop::push(OpList& list, Operation& op) {
-  op.backend_slot = 0;
+  U(op).backend_slot = 0;
   if (list.tail != nullptr)
-    list.tail->backend_slot = reinterpret_cast<std::uintptr_t>(&op);
+    U(*list.tail).backend_slot = reinterpret_cast<std::uintptr_t>(&op);
   else
     list.head = &op;
   list.tail = &op;
@@ -1211,15 +1166,15 @@ void UringLoop::push(OpList& list, Operation& op) {
 bool UringLoop::remove(OpList& list, Operation& op) {
   Operation* prev = nullptr;
   for (Operation* cur = list.head; cur != nullptr;
-       prev = cur, cur = reinterpret_cast<Operation*>(cur->backend_slot)) {
+       prev = cur, cur = reinterpret_cast<Operation*>(U(*cur).backend_slot)) {
     if (cur != &op) continue;
-    Operation* next = reinterpret_cast<Operation*>(cur->backend_slot);
+    Operation* next = reinterpret_cast<Operation*>(U(*cur).backend_slot);
     if (prev != nullptr)
-      prev->backend_slot = reinterpret_cast<std::uintptr_t>(next);
+      U(*prev).backend_slot = reinterpret_cast<std::uintptr_t>(next);
     else
       list.head = next;
     if (list.tail == cur) list.tail = prev;
-    cur->backend_slot = 0;
+    U(*cur).backend_slot = 0;
     return true;
   }
   return false;

@@ -1,4 +1,4 @@
-// platform/linux/signals.cpp -- POSIX signal handling behind core/signals.h.
+// platform/posix/signals.cpp -- POSIX signal handling behind core/signals.h.
 #include "core/signals.h"
 
 #include <pthread.h>

@@ -1,4 +1,5 @@
-// platform/linux/net.cpp -- sockets and files for the engine's users, on POSIX calls.
+// platform/posix/net.cpp -- sockets and files for the engine's users, on POSIX calls
+// (Linux, the BSDs, macOS).
 #include "core/net.h"
 
 #include <arpa/inet.h>
@@ -16,6 +17,34 @@
 #include <fmt/format.h>
 
 namespace pp {
+namespace {
+
+#if defined(SO_REUSEPORT_LB)
+// FreeBSD: plain SO_REUSEPORT lets sockets share a port but sends every connection to one
+// of them; the _LB form spreads connections like Linux's SO_REUSEPORT.
+constexpr int kReusePort = SO_REUSEPORT_LB;
+#else
+constexpr int kReusePort = SO_REUSEPORT;
+#endif
+
+/// A non-blocking, close-on-exec TCP socket, or -1 with errno set.
+int stream_socket(int family) {
+#if defined(SOCK_NONBLOCK)
+  return ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+#else
+  // macOS: no atomic flags on socket(2); nothing forks on an engine thread in between.
+  int fd = ::socket(family, SOCK_STREAM, 0);
+  if (fd >= 0) {
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+  }
+  return fd;
+#endif
+}
+
+}  // namespace
 
 bool resolve_endpoint(std::string_view host, std::uint16_t port, Endpoint& out,
                       std::string& error) {
@@ -50,14 +79,14 @@ Handle listen_tcp(std::string_view host, std::uint16_t port, bool reuse_port, in
   Endpoint ep;
   if (!resolve_endpoint(host, port, ep, error)) return invalid_handle;
   auto* sa = reinterpret_cast<sockaddr*>(ep.storage);
-  int fd = ::socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = stream_socket(sa->sa_family);
   if (fd < 0) {
     error = fmt::format("socket: {}", std::strerror(errno));
     return invalid_handle;
   }
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+  if (reuse_port && ::setsockopt(fd, SOL_SOCKET, kReusePort, &one, sizeof one) != 0) {
     error = fmt::format("SO_REUSEPORT: {}", std::strerror(errno));
     ::close(fd);
     return invalid_handle;
@@ -77,7 +106,7 @@ Handle listen_tcp(std::string_view host, std::uint16_t port, bool reuse_port, in
 
 Handle open_stream_socket(const Endpoint& to, std::string& error) {
   auto* sa = reinterpret_cast<const sockaddr*>(to.storage);
-  int fd = ::socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = stream_socket(sa->sa_family);
   if (fd < 0) error = fmt::format("socket: {}", std::strerror(errno));
   return fd < 0 ? invalid_handle : fd;
 }
@@ -118,8 +147,12 @@ void set_nodelay(Handle sock) {
   ::setsockopt(static_cast<int>(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-void close_handle(Handle h) {
-  if (h >= 0) ::close(static_cast<int>(h));
+void close_socket(Handle sock) {
+  if (sock >= 0) ::close(static_cast<int>(sock));
+}
+
+void close_file(Handle file) {
+  if (file >= 0) ::close(static_cast<int>(file));
 }
 
 Handle open_file_for_send(const std::string& path, std::uint64_t& size, std::string& error,

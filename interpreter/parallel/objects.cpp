@@ -69,6 +69,12 @@ PyObject* endpoint_new(PyTypeObject* type, const char* host, int port, int backl
   auto* e = PyObject_New(EndpointObject, type);
   if (!e) return nullptr;
   e->host = new (std::nothrow) std::string(host);
+  if (!e->host) {
+    // endpoint_dealloc deletes host (null is fine) and must not see a garbage protocol.
+    e->protocol = nullptr;
+    Py_DECREF(e);
+    return PyErr_NoMemory();
+  }
   new (&e->port) std::atomic<int>(port);
   e->backlog = backlog;
   e->is_client = is_client;
@@ -152,11 +158,28 @@ PyObject* response_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   return reinterpret_cast<PyObject*>(r);
 }
 
-void response_dealloc(PyObject* self) {
+// Response takes part in garbage collection: its headers dict (or a subclass's __dict__)
+// can hold the response itself, and such a cycle would otherwise never be freed.
+int response_traverse(PyObject* self, visitproc visit, void* arg) {
+  auto* r = reinterpret_cast<ResponseObject*>(self);
+  Py_VISIT(Py_TYPE(self));  // a heap type's instances own a reference to it
+  Py_VISIT(r->body);
+  Py_VISIT(r->headers);
+  Py_VISIT(r->content_type);
+  return 0;
+}
+
+int response_clear(PyObject* self) {
   auto* r = reinterpret_cast<ResponseObject*>(self);
   Py_CLEAR(r->body);
   Py_CLEAR(r->headers);
   Py_CLEAR(r->content_type);
+  return 0;
+}
+
+void response_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  response_clear(self);
   PyTypeObject* type = Py_TYPE(self);
   type->tp_free(self);
   Py_DECREF(type);
@@ -178,6 +201,8 @@ PyGetSetDef response_getset[] = {
 PyType_Slot response_slots[] = {
     {Py_tp_new, reinterpret_cast<void*>(response_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(response_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(response_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(response_clear)},
     {Py_tp_getset, response_getset},
     {Py_tp_doc,
      const_cast<char*>("Response(body=b'', status=200, headers=None, content_type=None)\n--\n\n"
@@ -296,7 +321,8 @@ PyType_Spec server_spec = {"parallel.Server", sizeof(EndpointObject), 0,
 PyType_Spec client_spec = {"parallel.Client", sizeof(EndpointObject), 0,
                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, client_slots};
 PyType_Spec response_spec = {"parallel.Response", sizeof(ResponseObject), 0,
-                             Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, response_slots};
+                             Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+                             response_slots};
 PyType_Spec file_response_spec = {"parallel.FileResponse", sizeof(FileResponseObject), 0,
                                   Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
                                   file_response_slots};

@@ -363,7 +363,8 @@ class Session {
     PyObject* body = value;
     std::string content_type_storage;
     std::string_view content_type;
-    if (Py_IS_TYPE(value, names().response_type)) {
+    // Subclasses too: users add helpers (a JSON response class) on top of Response.
+    if (PyObject_TypeCheck(value, names().response_type)) {
       auto* r = reinterpret_cast<ResponseObject*>(value);
       status = r->status;
       body = r->body;

@@ -139,3 +139,26 @@ def test_cpu_count_and_thread_identity(pp):
     r = pp.run("-c", code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "False", "False"]
+
+
+def test_response_cycles_are_collected(pp):
+    # A Response whose headers (or a subclass's attributes) refer back to it is garbage
+    # the cycle collector must free; before Response supported GC these lived forever.
+    code = """if 1:
+        import gc, weakref, parallel
+        class R(parallel.Response):
+            pass
+        refs = []
+        for i in range(100):
+            headers = {}
+            r = R(b'x', 200, headers)
+            headers['self'] = r
+            r.me = r
+            refs.append(weakref.ref(r))
+            del r, headers
+        gc.collect()
+        print(sum(ref() is not None for ref in refs), gc.is_tracked(parallel.Response(b'')))
+    """
+    r = pp.run("-c", code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "True"]

@@ -81,6 +81,12 @@ def test_response_objects(srv):
     assert status == 418 and body == "teapot \u2615".encode()
 
 
+def test_response_subclass_is_a_response(srv):
+    status, headers, body = srv.get("/response_subclass")
+    assert (status, body) == (201, b"made by a subclass")
+    assert headers["x-kind"] == "subclass"
+
+
 def test_none_is_204(srv):
     status, headers, body = srv.get("/none")
     assert status == 204 and body == b""

@@ -17,6 +17,13 @@ SPIN_N = 0
 BIG = 32 << 20
 
 
+class Created(parallel.Response):
+    """What applications do: a Response subclass with its own defaults."""
+
+    def __new__(cls, body):
+        return super().__new__(cls, body, status=201, headers={'X-Kind': 'subclass'})
+
+
 def spin_loop(n: int) -> int:
     x = 0
     for i in range(n):
@@ -69,6 +76,9 @@ class Routes:
 
     def response_str(self, transport, data):
         return parallel.Response('teapot \u2615', status=418)
+
+    def response_subclass(self, transport, data):
+        return Created(b'made by a subclass')
 
     def none(self, transport, data):
         return None

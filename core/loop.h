@@ -73,8 +73,8 @@ using CompletionFn = void (*)(Operation& op, const Completion& completion);
 
 /// A caller-owned operation. Prepare it with one of the `prep_*` helpers, submit it
 /// with `Loop::submit`, and keep it alive at a fixed address until its last
-/// completion. Fields below "backend-private" belong to the loop while the
-/// operation is in flight.
+/// completion. `backend_bytes` belongs to the loop while the operation is in
+/// flight; the parameters must not change until its last completion.
 struct Operation {
   OpCode code = OpCode::timeout;
   Handle fd = invalid_handle;

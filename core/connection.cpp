@@ -1,23 +1,42 @@
 // core/connection.cpp
 #include "core/connection.h"
 
+#include <algorithm>
 #include <cerrno>
 
+#include "core/log.h"
 #include "core/net.h"
 
 namespace pp {
+
+namespace {
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
 
 Connection::Connection(Loop& loop, Handle sock, ConnectionSet& owner)
     : loop_(loop), sock_(sock), owner_(owner) {}
 
 Connection::~Connection() { close_socket(sock_); }
 
+const ConnectionLimits& Connection::limits() const { return owner_.limits(); }
+
 void Connection::open() {
+  wait_since_ = send_since_ = owner_.tick();
   arm_recv();
   ++dispatching_;  // on_open may close: delete only once it has returned
   on_open();
   --dispatching_;
   maybe_finish();
+}
+
+void Connection::expect(Wait wait, bool restart) {
+  if (wait == wait_ && wait != Wait::request_body && !restart) return;
+  wait_ = wait;
+  wait_since_ = owner_.tick();
 }
 
 void Connection::arm_recv() {
@@ -27,9 +46,13 @@ void Connection::arm_recv() {
 }
 
 void Connection::flush() {
-  if (finished_) return;
+  if (finished_ || aborted_) return;
+  bool was_idle = !out_.in_flight();
   out_.flush(loop_, sock_, &Connection::on_send, this);
-  if (!paused_ && reading_ && out_.queued_bytes() > kMaxQueuedBytes) {
+  // A send that starts now starts the send timeout's clock.
+  if (was_idle && out_.in_flight()) send_since_ = owner_.tick();
+  if (!paused_ && reading_ && !lingering_ &&
+      out_.queued_bytes() > owner_.limits().max_queued_output) {
     paused_ = true;
     stop_reading();
   }
@@ -41,22 +64,26 @@ void Connection::on_recv(Operation& op, const Completion& c) {
   if (!c.more) self->reading_ = false;
   if (c.result > 0) {
     // Bytes that arrive while back-pressure is cancelling the receive are still
-    // the peer's data: process them (pausing only stops asking for more).
+    // the peer's data: process them (pausing only stops asking for more). Once
+    // closing (lingering included) they are discarded.
     if (!self->closing_) self->on_data(c.data);
   } else if (c.result == 0) {
     if (!self->closing_) self->on_eof();
   } else if (c.result != -ECANCELED) {
-    self->error_ = c.result;
-    self->abort();
+    self->abort(c.result);
   }
+  const std::uint64_t resume_below = self->owner_.limits().max_queued_output / 2;
   if (!self->reading_ && self->paused_ && !self->closing_ && !self->cancelling_ &&
-      self->out_.queued_bytes() <= kMaxQueuedBytes / 2) {
+      self->out_.queued_bytes() <= resume_below) {
     // Back-pressure lifted while the cancel was in flight: read again.
     self->paused_ = false;
     self->arm_recv();
   }
-  // A multishot recv that ended by itself (not EOF/error/cancel) is re-armed.
-  if (!self->reading_ && !self->closing_ && !self->paused_ && c.result > 0) self->arm_recv();
+  // A multishot recv that ended by itself (not EOF/error/cancel) is re-armed; a lingering
+  // one too, until the client's EOF or the linger timeout.
+  if (!self->reading_ && (!self->closing_ || self->lingering_) && !self->paused_ &&
+      c.result > 0)
+    self->arm_recv();
   --self->dispatching_;
   self->maybe_finish();
 }
@@ -65,9 +92,10 @@ void Connection::on_send(Operation& op, const Completion& c) {
   auto* self = static_cast<Connection*>(op.user);
   ++self->dispatching_;
   std::int64_t result = self->out_.complete(c);
-  if (result < 0) {
-    self->error_ = result;
-    self->abort();
+  self->send_since_ = self->owner_.tick();  // progress: the send timeout starts over
+  if (result < 0 || self->aborted_) {
+    if (result < 0) self->abort(result);
+    self->out_.clear();  // aborted: what is still queued is never sent
     --self->dispatching_;
     self->maybe_finish();
     return;
@@ -75,13 +103,14 @@ void Connection::on_send(Operation& op, const Completion& c) {
   if (!self->closing_) {
     self->flush();
     if (self->out_.idle()) self->on_drained();
-    if (self->paused_ && self->out_.queued_bytes() <= kMaxQueuedBytes / 2 && !self->reading_ &&
-        !self->cancelling_) {
+    if (self->paused_ && self->out_.queued_bytes() <= self->owner_.limits().max_queued_output / 2 &&
+        !self->reading_ && !self->cancelling_) {
       self->paused_ = false;
       self->arm_recv();
     }
-  } else if (!self->error_) {
+  } else {
     self->flush();  // close_after_send: keep sending what is queued
+    self->send_fin_if_drained();
   }
   --self->dispatching_;
   self->maybe_finish();
@@ -91,10 +120,16 @@ void Connection::on_cancel(Operation& op, const Completion&) {
   auto* self = static_cast<Connection*>(op.user);
   self->cancelling_ = false;
   if (self->paused_ && !self->closing_ && !self->reading_ &&
-      self->out_.queued_bytes() <= kMaxQueuedBytes / 2) {
+      self->out_.queued_bytes() <= self->owner_.limits().max_queued_output / 2) {
     self->paused_ = false;
     self->arm_recv();
   }
+  self->maybe_finish();
+}
+
+void Connection::on_send_cancelled(Operation& op, const Completion&) {
+  auto* self = static_cast<Connection*>(op.user);
+  self->send_cancelling_ = false;
   self->maybe_finish();
 }
 
@@ -105,26 +140,58 @@ void Connection::stop_reading() {
   loop_.submit(cancel_op_);
 }
 
-void Connection::close_after_send() {
+void Connection::cancel_send() {
+  Operation* op = out_.in_flight_op();
+  if (!op || send_cancelling_) return;
+  send_cancelling_ = true;
+  send_cancel_op_.prep_cancel(op, &Connection::on_send_cancelled, this);
+  loop_.submit(send_cancel_op_);
+}
+
+void Connection::send_fin_if_drained() {
+  // Lingering: the response is out, so tell the client (FIN) and read on until its EOF.
+  if (lingering_ && !fin_sent_ && !aborted_ && out_.idle()) {
+    fin_sent_ = true;
+    shutdown_send(sock_);
+  }
+}
+
+void Connection::close_after_send(bool linger) {
   if (closing_) return;
   closing_ = true;
-  stop_reading();
+  if (linger && reading_ && !paused_ && owner_.limits().linger_timeout.count() > 0) {
+    lingering_ = true;
+    wait_ = Wait::linger;
+    wait_since_ = owner_.tick();
+  } else {
+    stop_reading();
+  }
   flush();
+  send_fin_if_drained();
   maybe_finish();
 }
 
-void Connection::abort() {
+void Connection::abort(std::int64_t error) {
+  if (error && !error_) error_ = error;
   closing_ = true;
+  aborted_ = true;
+  lingering_ = false;
   stop_reading();
-  if (!out_.in_flight()) out_.clear();
+  if (out_.in_flight())
+    cancel_send();  // a client that never reads would otherwise hold it forever
+  else
+    out_.clear();
   maybe_finish();
 }
 
 void Connection::maybe_finish() {
   // Never delete while one of our callbacks is still on the stack.
-  if (dispatching_ || finished_ || !closing_ || reading_ || cancelling_ || out_.in_flight())
+  if (dispatching_ || finished_ || !closing_ || cancelling_ || send_cancelling_ ||
+      out_.in_flight())
     return;
-  if (!error_ && !out_.idle()) return;  // graceful close still has bytes to send
+  // Lingering ends when the client's EOF ends the recv, or the linger timeout aborts.
+  if (reading_) return;
+  if (!error_ && !aborted_ && !out_.idle()) return;  // graceful close still has bytes to send
   finished_ = true;
   out_.clear();
   owner_.remove(this);
@@ -132,7 +199,64 @@ void Connection::maybe_finish() {
   delete this;
 }
 
+void Connection::check_deadline(std::uint64_t now) {
+  if (finished_ || aborted_) return;
+  if (!out_.idle()) {
+    std::uint64_t t = owner_.ticks(owner_.limits().send_timeout);
+    if (t && now - send_since_ >= t) abort(-ETIMEDOUT);
+    return;
+  }
+  std::chrono::milliseconds timeout{0};
+  switch (wait_) {
+    case Wait::nothing:
+      return;
+    case Wait::request_head:
+      timeout = owner_.limits().header_timeout;
+      break;
+    case Wait::request_body:
+      timeout = owner_.limits().body_timeout;
+      break;
+    case Wait::next_request:
+      timeout = owner_.limits().keepalive_timeout;
+      break;
+    case Wait::linger:
+      timeout = owner_.limits().linger_timeout;
+      break;
+  }
+  std::uint64_t t = owner_.ticks(timeout);
+  if (!t || now - wait_since_ < t) return;
+  if (wait_ == Wait::linger) {
+    abort();  // the response went out long ago; the client just keeps sending
+    return;
+  }
+  if (closing_) return;  // already on its way out (its send is under send_timeout)
+  ++dispatching_;
+  on_read_timeout(wait_);
+  --dispatching_;
+  maybe_finish();
+}
+
+// ---------------------------------------------------------------------------------------
+
+ConnectionSet::ConnectionSet(const ConnectionLimits& limits) : limits_(limits) {
+  // A quarter of the shortest enabled timeout, within [10 ms, 1 s]: late by at most a
+  // quarter, and an idle-looking server wakes at most once a second.
+  std::chrono::milliseconds shortest{1000 * 4};
+  for (auto t : {limits.header_timeout, limits.keepalive_timeout, limits.body_timeout,
+                 limits.send_timeout, limits.linger_timeout})
+    if (t.count() > 0) shortest = std::min(shortest, t);
+  tick_length_ = std::clamp<std::chrono::nanoseconds>(shortest / 4, std::chrono::milliseconds(10),
+                                                      std::chrono::seconds(1));
+}
+
 ConnectionSet::~ConnectionSet() { drop_all(); }
+
+std::uint64_t ConnectionSet::ticks(std::chrono::milliseconds timeout) const {
+  if (timeout.count() <= 0) return 0;
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout);
+  return static_cast<std::uint64_t>((ns + tick_length_ - std::chrono::nanoseconds(1)) /
+                                    tick_length_);
+}
 
 void ConnectionSet::drop_all() {
   // Reached with live connections only when a worker is torn down without a full
@@ -145,11 +269,52 @@ void ConnectionSet::drop_all() {
 }
 
 void ConnectionSet::add(Connection* c) {
+  if (limits_.max_connections && size_ >= limits_.max_connections) {
+    // Close at once: the client learns now instead of waiting in a backlog, and this
+    // worker's memory stays bounded. Logged at most once a second.
+    ++refused_;
+    ++refusals_unlogged_;
+    std::int64_t now = steady_ns();
+    if (now - last_refusal_log_ns_ >= 1'000'000'000) {
+      log("worker holds {} connections (--max-connections): closed {} new one{}", size_,
+          refusals_unlogged_, refusals_unlogged_ == 1 ? "" : "s");
+      last_refusal_log_ns_ = now;
+      refusals_unlogged_ = 0;
+    }
+    delete c;
+    return;
+  }
   c->next_ = head_;
   if (head_) head_->prev_ = c;
   head_ = c;
   ++size_;
+  if (!sweep_armed_ && !stopping_) arm_sweep(c->loop());
   c->open();
+}
+
+void ConnectionSet::arm_sweep(Loop& loop) {
+  sweep_loop_ = &loop;
+  sweep_op_.prep_timeout(tick_length_, &ConnectionSet::on_sweep, this);
+  sweep_armed_ = true;
+  loop.submit(sweep_op_);
+}
+
+void ConnectionSet::on_sweep(Operation& op, const Completion& c) {
+  auto* self = static_cast<ConnectionSet*>(op.user);
+  self->sweep_armed_ = false;
+  if (c.result == -ECANCELED) return;
+  std::uint64_t now = ++self->tick_;
+  for (Connection* conn = self->head_; conn;) {
+    Connection* next = conn->next_;  // check_deadline may delete conn
+    conn->check_deadline(now);
+    conn = next;
+  }
+  // Armed only while there are connections: an idle worker does not wake every tick.
+  if (self->size_ > 0) self->arm_sweep(*self->sweep_loop_);
+}
+
+void ConnectionSet::on_sweep_cancelled(Operation& op, const Completion&) {
+  static_cast<ConnectionSet*>(op.user)->sweep_cancelling_ = false;
 }
 
 void ConnectionSet::remove(Connection* c) {
@@ -158,13 +323,25 @@ void ConnectionSet::remove(Connection* c) {
   if (c->next_) c->next_->prev_ = c->prev_;
   c->prev_ = c->next_ = nullptr;
   --size_;
+  if (size_ == 0 && stopping_ && sweep_armed_ && !sweep_cancelling_) {
+    // Shutting down: the worker may stop as soon as the sweep is gone too.
+    sweep_cancelling_ = true;
+    sweep_cancel_op_.prep_cancel(&sweep_op_, &ConnectionSet::on_sweep_cancelled, this);
+    sweep_loop_->submit(sweep_cancel_op_);
+  }
 }
 
 void ConnectionSet::close_all() {
+  stopping_ = true;
   for (Connection* c = head_; c;) {
     Connection* next = c->next_;  // close_after_send may delete c
     c->close_after_send();
     c = next;
+  }
+  if (size_ == 0 && sweep_armed_ && !sweep_cancelling_) {
+    sweep_cancelling_ = true;
+    sweep_cancel_op_.prep_cancel(&sweep_op_, &ConnectionSet::on_sweep_cancelled, this);
+    sweep_loop_->submit(sweep_cancel_op_);
   }
 }
 

@@ -3,9 +3,12 @@
 // classes) derive from it and only see "bytes arrived" and "closed".
 #pragma once
 
+#include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <span>
 
+#include "core/limits.h"
 #include "core/loop.h"
 #include "core/outbound.h"
 
@@ -31,10 +34,15 @@ class Connection {
   /// completion continues with whatever was queued meanwhile).
   void flush();
   /// Closes once everything queued has been sent (HTTP "Connection: close",
-  /// graceful shutdown). Reading stops now.
-  void close_after_send();
-  /// Closes now, dropping anything unsent (protocol errors, peer errors).
-  void abort();
+  /// graceful shutdown). Reading stops now -- unless `linger`: after an error response
+  /// the connection keeps reading and discarding until the client's EOF or the linger
+  /// timeout, sending its FIN once the response is out, so that bytes the client is still
+  /// sending do not turn the close into a reset that destroys the response (nginx's
+  /// lingering close).
+  void close_after_send(bool linger = false);
+  /// Closes now, dropping anything unsent and cancelling a send in flight (protocol
+  /// errors, peer errors, timeouts). `error` is what on_closed receives.
+  void abort(std::int64_t error = 0);
   /// True once a close has been asked for.
   bool closing() const { return closing_; }
   /// The socket.
@@ -42,7 +50,30 @@ class Connection {
   /// The worker's loop.
   Loop& loop() { return loop_; }
 
+  /// What the connection waits for from its peer; it picks the read timeout that the
+  /// worker's sweep applies (a queued or in-flight send is under the send timeout instead).
+  enum class Wait : std::uint8_t {
+    nothing,       // no read deadline (raw protocols: the protocol decides)
+    request_head,  // header_timeout, from the head's first byte (or from the accept)
+    request_body,  // body_timeout, from the last read
+    next_request,  // keepalive_timeout, from the end of the last response's request
+    linger,        // linger_timeout: discarding input after an error response
+  };
+
  protected:
+  /// Sets what the connection now waits for, starting that wait's clock. Setting the
+  /// wait it already has restarts the clock only for `request_body` (its timeout is per
+  /// read) or with `restart` (a new request began); a head otherwise keeps its first
+  /// byte's start, which is what stops slowloris.
+  void expect(Wait wait, bool restart = false);
+  /// The current wait.
+  Wait waiting_for() const { return wait_; }
+  /// The wait's timeout expired (never for `nothing`, `linger` or a stalled send, which
+  /// the connection handles itself). Default: close at once.
+  virtual void on_read_timeout(Wait /*wait*/) { abort(-ETIMEDOUT); }
+  /// The limits of this connection's server.
+  const ConnectionLimits& limits() const;
+
   /// The connection is set up and reading: send a greeting, or close at once.
   virtual void on_open() {}
   /// Bytes arrived; `data` is valid only during the call.
@@ -55,18 +86,20 @@ class Connection {
   /// errno that ended it. Runs once, just before deletion.
   virtual void on_closed(std::int64_t /*error*/) {}
 
-  /// Send queues above this stop reading until they drain: a client that
-  /// pipelines requests without reading the answers cannot grow our memory.
-  static constexpr std::uint64_t kMaxQueuedBytes = 4u << 20;
 
  private:
   friend class ConnectionSet;
   static void on_recv(Operation& op, const Completion& c);
   static void on_send(Operation& op, const Completion& c);
   static void on_cancel(Operation& op, const Completion& c);
+  static void on_send_cancelled(Operation& op, const Completion& c);
   void arm_recv();
   void stop_reading();
+  void cancel_send();
+  void send_fin_if_drained();
   void maybe_finish();
+  /// The sweep's check: applies the send or read timeout whose time has come.
+  void check_deadline(std::uint64_t now_tick);
 
   Loop& loop_;
   Handle sock_;
@@ -74,11 +107,19 @@ class Connection {
   Outbound out_;
   Operation recv_op_;
   Operation cancel_op_;
+  Operation send_cancel_op_;
   bool reading_ = false;     // the multishot recv is armed
   bool cancelling_ = false;  // cancel_op_ is in flight
+  bool send_cancelling_ = false;  // send_cancel_op_ is in flight
   bool paused_ = false;      // reading stopped for back-pressure, to resume
   bool closing_ = false;
+  bool aborted_ = false;     // nothing more is sent
+  bool lingering_ = false;   // closing, but reading on (see close_after_send)
+  bool fin_sent_ = false;
   bool finished_ = false;
+  Wait wait_ = Wait::request_head;
+  std::uint64_t wait_since_ = 0;  // the sweep's tick when wait_ began
+  std::uint64_t send_since_ = 0;  // the tick of the last send progress
   int dispatching_ = 0;  // depth of our own callbacks on the stack
   std::int64_t error_ = 0;
   // Intrusive list of the owner's live connections.
@@ -87,28 +128,61 @@ class Connection {
 };
 
 /// The live connections of one worker. Deletes each connection once it is fully
-/// closed; closes them all at shutdown.
+/// closed; closes them all at shutdown; enforces the server's ConnectionLimits.
+///
+/// Timeouts cost no syscall per request: a connection notes the sweep's tick when a wait
+/// begins (a plain load), and one timer per worker, armed only while connections exist,
+/// walks the connections every tick. A tick is a quarter of the shortest timeout, between
+/// 10 ms and 1 s, so a timeout fires at most a quarter late.
 class ConnectionSet {
  public:
-  ConnectionSet() = default;
+  explicit ConnectionSet(const ConnectionLimits& limits = {});
   ConnectionSet(const ConnectionSet&) = delete;
   ConnectionSet& operator=(const ConnectionSet&) = delete;
   ~ConnectionSet();
-  /// Takes ownership of `c` and starts it.
+  /// Takes ownership of `c` and starts it, or closes it at once when the worker already
+  /// holds `max_connections`.
   void add(Connection* c);
   /// Number of live connections.
   std::size_t size() const { return size_; }
+  /// True while connections live or the sweep's timer is in flight: the worker's loop must
+  /// run until this is false.
+  bool busy() const { return size_ > 0 || sweep_armed_ || sweep_cancelling_; }
   /// Graceful shutdown: every connection finishes its in-flight sends, then closes.
   void close_all();
   /// Deletes every connection at once, without callbacks. Only when nothing is in
   /// flight any more (the loop has stopped): a worker's last act.
   void drop_all();
+  /// The limits every connection here obeys.
+  const ConnectionLimits& limits() const { return limits_; }
+  /// The sweep's clock, in ticks (see the class comment).
+  std::uint64_t tick() const { return tick_; }
+  /// Connections closed by `max_connections` so far.
+  std::uint64_t refused() const { return refused_; }
 
  private:
   friend class Connection;
+  static void on_sweep(Operation& op, const Completion& c);
+  static void on_sweep_cancelled(Operation& op, const Completion& c);
+  void arm_sweep(Loop& loop);
   void remove(Connection* c);
+  /// Ticks that `timeout` lasts, rounded up; 0 for a disabled timeout.
+  std::uint64_t ticks(std::chrono::milliseconds timeout) const;
+
+  ConnectionLimits limits_;
+  std::chrono::nanoseconds tick_length_;
   Connection* head_ = nullptr;
   std::size_t size_ = 0;
+  std::uint64_t tick_ = 1;
+  std::uint64_t refused_ = 0;
+  std::int64_t last_refusal_log_ns_ = 0;
+  std::uint64_t refusals_unlogged_ = 0;
+  Loop* sweep_loop_ = nullptr;
+  Operation sweep_op_;
+  Operation sweep_cancel_op_;
+  bool sweep_armed_ = false;
+  bool sweep_cancelling_ = false;
+  bool stopping_ = false;
 };
 
 }  // namespace pp

@@ -31,6 +31,9 @@ std::uint16_t local_port(Handle sock);
 /// the socket is not connected.
 bool peer_address(Handle sock, std::string& host, std::uint16_t& port);
 
+/// Sends a FIN: the peer reads EOF once what is queued has arrived; reading goes on.
+void shutdown_send(Handle sock);
+
 /// Disables Nagle's algorithm: responses leave as soon as they are written.
 void set_nodelay(Handle sock);
 

@@ -38,6 +38,8 @@ class Outbound {
   bool idle() const { return !in_flight_ && queue_.empty(); }
   /// True while a send or sendfile of this queue is in flight.
   bool in_flight() const { return in_flight_; }
+  /// The send or sendfile in flight (to cancel it), or null.
+  Operation* in_flight_op() { return in_flight_ ? &op_ : nullptr; }
   /// Bytes queued but not yet handed to the engine (for back-pressure decisions).
   std::uint64_t queued_bytes() const;
 

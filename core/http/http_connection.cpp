@@ -5,9 +5,18 @@
 
 namespace pp::http {
 
+namespace {
+/// The parser's size limits are the server's (one place to configure them).
+ParserOptions with_limits(ParserOptions options, const ConnectionLimits& limits) {
+  options.max_body = static_cast<std::size_t>(limits.max_body);
+  options.max_header_bytes = static_cast<std::size_t>(limits.max_header_bytes);
+  return options;
+}
+}  // namespace
+
 HttpConnection::HttpConnection(Loop& loop, Handle sock, ConnectionSet& owner,
                                const ParserOptions& options)
-    : Connection(loop, sock, owner), parser_(options) {}
+    : Connection(loop, sock, owner), parser_(with_limits(options, owner.limits())) {}
 
 void HttpConnection::on_data(std::span<const std::byte> data) {
   std::string_view chunk(reinterpret_cast<const char*>(data.data()), data.size());
@@ -16,18 +25,22 @@ void HttpConnection::on_data(std::span<const std::byte> data) {
   if (buffered) pending_.append(chunk);
   std::string_view input = buffered ? std::string_view(pending_) : chunk;
   std::size_t pos = 0;
+  bool completed = false;  // a request ended here: a partial one after it is a new head
   while (pos < input.size() && !closing()) {
     ParseResult r = parser_.parse(input.substr(pos), request_);
     if (r.status == ParseStatus::incomplete) {
+      head_complete_ = r.head_complete;
       if (r.head_complete) maybe_continue(request_);
       break;
     }
     if (r.status == ParseStatus::error) {
       append_error_response(out().tail_buffer(), r.error_status, /*close=*/true);
       pos = input.size();
-      close_after_send();
+      close_after_send(/*linger=*/true);
       break;
     }
+    head_complete_ = false;
+    completed = true;
     respond(request_, r.close_after);
     pos += r.consumed;
     continue_sent_ = false;
@@ -37,7 +50,25 @@ void HttpConnection::on_data(std::span<const std::byte> data) {
     pending_.erase(0, pos);
   else if (pos < input.size() && !closing())
     pending_.assign(input.substr(pos));
+  if (!closing()) {
+    // The read deadline that now applies: between requests the keep-alive timeout; inside
+    // a head the header timeout from its first byte; inside a body the body timeout, from
+    // this read.
+    if (pending_.empty())
+      expect(Wait::next_request);
+    else
+      expect(head_complete_ ? Wait::request_body : Wait::request_head, completed);
+  }
   flush();
+}
+
+void HttpConnection::on_read_timeout(Wait wait) {
+  if (wait == Wait::next_request || pending_.empty()) {
+    abort(-ETIMEDOUT);
+    return;
+  }
+  append_error_response(out().tail_buffer(), 408, /*close=*/true);
+  close_after_send(/*linger=*/true);
 }
 
 void HttpConnection::maybe_continue(const Request& request) {

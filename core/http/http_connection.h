@@ -22,6 +22,9 @@ class HttpConnection : public Connection {
   /// valid only during the call.
   virtual void respond(const Request& request, bool close) = 0;
   void on_data(std::span<const std::byte> data) final;
+  /// A request head or body took too long: 408 (then a lingering close) if anything of
+  /// the request arrived, else a quiet close (nginx does the same).
+  void on_read_timeout(Wait wait) override;
 
  private:
   /// Answers `Expect: 100-continue` once the head of a request with a body has
@@ -33,6 +36,7 @@ class HttpConnection : public Connection {
   Request request_;
   std::string pending_;        // the unparsed start of a request split across reads
   bool continue_sent_ = false; // for the request at the start of pending_
+  bool head_complete_ = false; // pending_ holds a whole head; its body is arriving
 };
 
 }  // namespace pp::http

@@ -486,6 +486,11 @@ ParseResult RequestParser::decode_chunked(std::string_view input, std::size_t bo
         if (q[1] != '\n') return fail(400, "bare CR");
         if (overflow || size > options_.max_body - body_.size()) return fail(413, "body too large");
         s.pos = static_cast<std::size_t>(q + 2 - begin);
+        // Every byte a client sends counts against a limit: the framing (size lines with
+        // their extensions, CRLFs) may add max_header_bytes to the decoded body, no more.
+        // Without this, 1-byte chunks with long extensions buffer gigabytes per request.
+        if (s.pos - s.body_start - body_.size() > options_.max_header_bytes)
+          return fail(413, "chunk framing too large");
         if (size == 0) {
           s.phase = Phase::trailers;
           s.trailer_start = s.pos;

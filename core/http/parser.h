@@ -20,7 +20,10 @@ namespace pp::http {
 
 /// Limits and choices for one parser. The defaults are the project's limits.
 struct ParserOptions {
-  /// Largest body (Content-Length, or decoded chunked size) accepted; 413 above.
+  /// Largest body (Content-Length, or decoded chunked size) accepted; 413 above. A
+  /// chunked body's framing (size lines, extensions, CRLFs) may add `max_header_bytes`
+  /// more (413 above that) and its trailers another `max_header_bytes` (431), so the
+  /// bytes buffered for one request stay bounded.
   std::size_t max_body = 1024 * 1024;
   /// Longest request line, without its CRLF; 414 above.
   std::size_t max_request_line = 8 * 1024;

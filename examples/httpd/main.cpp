@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/acceptor.h"
+#include "core/limit_options.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "core/signals.h"
@@ -33,15 +34,19 @@ struct Options {
   unsigned workers = 0;
   std::string root = ".";
   pp::BackendKind backend = pp::BackendKind::automatic;
-  std::uint64_t body_limit = 1u << 20;
+  pp::ConnectionLimits limits;  // timeouts and sizes (core/limit_options.h)
   std::string numa_policy = PP_DEFAULT_NUMA_POLICY;
   bool numa_policy_explicit = false;
 };
 
-constexpr std::string_view kUsage =
-    "usage: pyparallel-httpd [--host H] [--port P] [--workers N] [--root DIR]\n"
-    "                        [--backend auto|io_uring|epoll] [--body-limit BYTES]\n"
-    "                        [--numa-policy compact|scatter|node:K|CPU-LIST|none]\n";
+std::string usage() {
+  return std::string(
+             "usage: pyparallel-httpd [--host H] [--port P] [--workers N] [--root DIR]\n"
+             "                        [--backend B] [--numa-policy compact|scatter|node:K|CPU-LIST|none]\n"
+             "                        [limits...]\n"
+             "limits (environment variables apply first, flags override them):\n") +
+         pp::limit_help();
+}
 
 template <typename T>
 bool parse_number(std::string_view text, T& out, T min, T max) {
@@ -56,7 +61,7 @@ bool parse_number(std::string_view text, T& out, T min, T max) {
 // Exits 2 with a message naming the option, as a command-line tool should.
 [[noreturn]] void usage_error(std::string_view message) {
   pp::log("{}", message);
-  std::fputs(kUsage.data(), stderr);
+  std::fputs(usage().c_str(), stderr);
   std::exit(2);
 }
 
@@ -66,6 +71,7 @@ Options parse_args(int argc, char** argv) {
     if (!pp::parse_backend_kind(env, o.backend))
       usage_error(fmt::format("PYPARALLEL_BACKEND: unknown backend '{}'", env));
   }
+  if (std::string why; !pp::apply_limit_environment(o.limits, why)) usage_error(why);
   if (const char* env = std::getenv("PYPARALLEL_NUMA_POLICY"); env && *env) {
     o.numa_policy = env;
     o.numa_policy_explicit = true;
@@ -78,7 +84,7 @@ Options parse_args(int argc, char** argv) {
       name = std::string(arg.substr(0, eq));
       value = arg.substr(eq + 1);
     } else if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage.data(), stdout);
+      std::fputs(usage().c_str(), stdout);
       std::exit(0);
     } else if (arg.starts_with("--") && i + 1 < argc) {
       value = argv[++i];
@@ -97,13 +103,16 @@ Options parse_args(int argc, char** argv) {
       o.root = value;
     } else if (name == "--backend") {
       if (!pp::parse_backend_kind(value, o.backend))
-        usage_error(fmt::format("--backend expects auto, io_uring or epoll, got '{}'", value));
+        usage_error(
+            fmt::format("--backend expects auto, io_uring, libaio or epoll, got '{}'", value));
     } else if (name == "--numa-policy") {
       o.numa_policy = value;
       o.numa_policy_explicit = true;
-    } else if (name == "--body-limit") {
-      if (!parse_number<std::uint64_t>(value, o.body_limit, 0, std::uint64_t(1) << 40))
-        usage_error(fmt::format("--body-limit expects a byte count, got '{}'", value));
+    } else if (const pp::LimitOption* limit =
+                   pp::find_limit_flag(name == "--body-limit" ? "--max-body" : name)) {
+      // --body-limit: this server's older name for --max-body, still accepted.
+      if (std::string why; !pp::set_limit(*limit, value, o.limits, why))
+        usage_error(fmt::format("{} {}", name, why));
     } else {
       usage_error(fmt::format("unknown option '{}'", name));
     }
@@ -113,6 +122,7 @@ Options parse_args(int argc, char** argv) {
 
 // Per-worker server state, owned by the worker's thread.
 struct WorkerServer {
+  explicit WorkerServer(const pp::ConnectionLimits& limits) : connections(limits) {}
   pp::ConnectionSet connections;
   std::unique_ptr<pp::Acceptor> acceptor;
 };
@@ -124,7 +134,7 @@ int main(int argc, char** argv) {
   pp::ignore_sigpipe();
   pp::block_shutdown_signals();  // before any thread starts: only main sees them
 
-  auto site = std::make_shared<httpd::Site>(opt.root, opt.body_limit);
+  auto site = std::make_shared<httpd::Site>(opt.root, opt.limits.max_body);
   std::string error;
   if (!site->valid(error)) {
     pp::log("{}", error);
@@ -159,7 +169,8 @@ int main(int argc, char** argv) {
   pp::WorkerPool pool;
   // Sized before start: each worker fills in its own entry from its own thread.
   config.count = count;
-  for (unsigned i = 0; i < count; ++i) servers.push_back(std::make_unique<WorkerServer>());
+  for (unsigned i = 0; i < count; ++i)
+    servers.push_back(std::make_unique<WorkerServer>(opt.limits));
 
   std::uint16_t port = opt.port;
   bool ok = pool.start(
@@ -180,7 +191,7 @@ int main(int argc, char** argv) {
           ws.acceptor->stop();
           ws.connections.close_all();
         });
-        w.set_busy_check([&ws] { return ws.connections.size() > 0 || ws.acceptor->active(); });
+        w.set_busy_check([&ws] { return ws.connections.busy() || ws.acceptor->active(); });
         return true;
       },
       error);

@@ -147,6 +147,10 @@ void set_nodelay(Handle sock) {
   ::setsockopt(static_cast<int>(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+void shutdown_send(Handle sock) {
+  if (sock >= 0) ::shutdown(static_cast<int>(sock), SHUT_WR);
+}
+
 void close_socket(Handle sock) {
   if (sock >= 0) ::close(static_cast<int>(sock));
 }

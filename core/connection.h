@@ -117,7 +117,7 @@ class Connection {
   bool lingering_ = false;   // closing, but reading on (see close_after_send)
   bool fin_sent_ = false;
   bool finished_ = false;
-  Wait wait_ = Wait::request_head;
+  Wait wait_ = Wait::nothing;
   std::uint64_t wait_since_ = 0;  // the sweep's tick when wait_ began
   std::uint64_t send_since_ = 0;  // the tick of the last send progress
   int dispatching_ = 0;  // depth of our own callbacks on the stack

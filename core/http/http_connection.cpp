@@ -16,7 +16,9 @@ ParserOptions with_limits(ParserOptions options, const ConnectionLimits& limits)
 
 HttpConnection::HttpConnection(Loop& loop, Handle sock, ConnectionSet& owner,
                                const ParserOptions& options)
-    : Connection(loop, sock, owner), parser_(with_limits(options, owner.limits())) {}
+    : Connection(loop, sock, owner), parser_(with_limits(options, owner.limits())) {
+  expect(Wait::request_head);  // a new connection owes us its first request's head
+}
 
 void HttpConnection::on_data(std::span<const std::byte> data) {
   std::string_view chunk(reinterpret_cast<const char*>(data.data()), data.size());

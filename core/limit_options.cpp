@@ -147,8 +147,8 @@ std::string limit_help() {
   std::string out;
   for (const LimitOption& o : kOptions) {
     const char* unit = o.kind == Kind::seconds ? " S" : o.kind == Kind::bytes ? " B" : " N";
-    out += fmt::format("  {:<23}{} (default {}; {})\n", fmt::format("{}{}", o.flag, unit), o.help,
-                       limit_value_text(o, defaults), o.environment);
+    out += fmt::format("  {:<23}{}\n  {:<23}default {}, {}\n", fmt::format("{}{}", o.flag, unit),
+                       o.help, "", limit_value_text(o, defaults), o.environment);
   }
   return out;
 }

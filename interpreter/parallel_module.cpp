@@ -6,6 +6,9 @@
 #include "interpreter/parallel_module.h"
 
 #include "interpreter/parallel/runtime.h"
+#include <string>
+
+#include "core/limit_options.h"
 #include "interpreter/runtime_options.h"
 
 namespace pp {
@@ -54,6 +57,23 @@ PyObject* parallel_options(PyObject* /*module*/, PyObject* /*unused*/) {
             set_item(origin, "workers", str_of(pp::to_string(o.workers_origin))) &&
             set_item(origin, "backend", str_of(pp::to_string(o.backend_origin))) &&
             set_item(origin, "numa_policy", str_of(pp::to_string(o.numa_policy_origin)));
+  if (ok) {
+    // The connection limits as their keywords name them, in the units the flags take.
+    PyObject* limits = PyDict_New();
+    ok = limits != nullptr;
+    for (const pp::LimitOption& l : pp::limit_options()) {
+      if (!ok) break;
+      std::string text = pp::limit_value_text(l, o.limits);
+      PyObject* value = l.kind == pp::LimitOption::Kind::seconds
+                            ? PyFloat_FromDouble(std::stod(text))
+                            : PyLong_FromString(text.c_str(), nullptr, 10);
+      ok = set_item(limits, std::string(l.keyword).c_str(), value);
+    }
+    if (ok)
+      ok = set_item(dict, "limits", limits);
+    else
+      Py_XDECREF(limits);
+  }
   if (ok) {
     Py_INCREF(origin);
     ok = set_item(dict, "origin", origin);

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "core/limit_options.h"
+
 #include <array>
 #include <charconv>
 #include <cstdlib>
@@ -59,7 +61,7 @@ std::string_view to_string(OptionOrigin origin) {
 
 std::string_view backend_choices() {
 #if defined(__linux__)
-  return "auto, io_uring, epoll";
+  return "auto, io_uring, libaio, epoll";
 #elif defined(_WIN32)
   return "auto, iocp";
 #else
@@ -85,7 +87,8 @@ bool parse_backend(std::string_view text, BackendKind& out, std::string& error) 
   bool ok = parse_backend_kind(text, kind);
   if (ok && kind != BackendKind::automatic) {
 #if defined(__linux__)
-    ok = kind == BackendKind::io_uring || kind == BackendKind::epoll;
+    ok = kind == BackendKind::io_uring || kind == BackendKind::libaio ||
+         kind == BackendKind::epoll;
 #elif defined(_WIN32)
     ok = kind == BackendKind::iocp;
 #else
@@ -171,6 +174,14 @@ bool apply_environment(RuntimeOptions& options, std::string& error,
     options.numa_policy = std::string(v);
     options.numa_policy_origin = OptionOrigin::environment;
   }
+  for (const LimitOption& limit : limit_options()) {
+    auto v = get(std::string(limit.environment).c_str());
+    if (v.empty()) continue;
+    if (!set_limit(limit, v, options.limits, why)) {
+      error = fmt::format("{} {}", limit.environment, why);
+      return false;
+    }
+  }
   return true;
 }
 
@@ -230,6 +241,12 @@ bool parse_runtime_args(int argc, const char* const* argv, RuntimeOptions& optio
         }
         options.numa_policy = std::string(v);
         options.numa_policy_origin = OptionOrigin::command_line;
+      } else if (const LimitOption* limit = find_limit_flag(name)) {
+        if (!value(v)) return false;
+        if (!set_limit(*limit, v, options.limits, why)) {
+          error = fmt::format("{} {}", name, why);
+          return false;
+        }
       } else if (name == "--topology" && !has_inline) {
         options.show_topology = true;
       } else if (name == "--help" && !has_inline) {
@@ -289,8 +306,10 @@ std::string runtime_help(std::string_view program) {
       "                     such as 0-3,8 (PYPARALLEL_NUMA_POLICY)\n"
       "  --topology         print the machine and the placement plan, then exit\n"
       "  --help             this text, then Python's own options\n"
+      "Limits of every connection (parallel.run() takes them as keywords too):\n"
+      "{2}"
       "Every Python option works as with python itself.\n\n",
-      program, backend_choices());
+      program, backend_choices(), limit_help());
 }
 
 unsigned allowed_cpu_count() noexcept {

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/limits.h"
 #include "core/loop.h"
 
 namespace pp {
@@ -34,6 +35,9 @@ struct RuntimeOptions {
   BackendKind backend = BackendKind::automatic;
   /// Placement policy text as validated by `valid_numa_policy`; numa/ interprets it.
   std::string numa_policy = "compact";
+  /// Timeouts and bounds of every connection (`--header-timeout`, PYPARALLEL_MAX_BODY...,
+  /// see core/limit_options.h); `parallel.run()` keywords override them per run.
+  ConnectionLimits limits;
 
   OptionOrigin workers_origin = OptionOrigin::built_in;
   OptionOrigin backend_origin = OptionOrigin::built_in;

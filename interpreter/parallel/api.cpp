@@ -27,10 +27,27 @@ namespace {
 PyObject* fn_run(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* kw[] = {"workers", "backend", "numa_policy", nullptr};
   PyObject *workers = Py_None, *backend = Py_None, *policy = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOO:run", const_cast<char**>(kw), &workers,
-                                   &backend, &policy))
+  // The limit keywords (header_timeout=..., max_body=...) go to the runtime as a dict; the
+  // rest are parsed here. An unknown keyword is reported by whichever side sees it.
+  Ref limits, rest;
+  if (kwargs) {
+    limits = Ref(PyDict_New());
+    rest = Ref(PyDict_New());
+    if (!limits || !rest) return nullptr;
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(kwargs, &pos, &k, &v)) {
+      const char* name = PyUnicode_AsUTF8(k);
+      if (!name) return nullptr;
+      std::string_view n(name);
+      bool core = n == "workers" || n == "backend" || n == "numa_policy";
+      if (PyDict_SetItem(core ? rest.get() : limits.get(), k, v) < 0) return nullptr;
+    }
+  }
+  if (!PyArg_ParseTupleAndKeywords(args, rest.get(), "|OOO:run", const_cast<char**>(kw),
+                                   &workers, &backend, &policy))
     return nullptr;
-  return run_runtime(workers, backend, policy);
+  return run_runtime(workers, backend, policy, limits.get());
 }
 
 PyObject* fn_stop(PyObject*, PyObject*) {
@@ -175,8 +192,10 @@ PyMethodDef runtime_methods[] = {
      "the class `protocol` per connection."},
     {"run", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_run)),
      METH_VARARGS | METH_KEYWORDS,
-     "run(workers=None, backend=None, numa_policy=None)\n--\n\nServe until stop(), SIGINT or "
-     "SIGTERM. workers=0 runs every callback on this thread."},
+     "run(workers=None, backend=None, numa_policy=None, **limits)\n--\n\nServe until stop(), "
+     "SIGINT or SIGTERM. workers=0 runs every callback on this thread. limits: "
+     "header_timeout, keepalive_timeout, body_timeout, send_timeout (seconds), max_body, "
+     "max_header_bytes (bytes), max_connections (per worker)."},
     {"stop", fn_stop, METH_NOARGS,
      "stop()\n--\n\nMake run() return once in-flight sends finish. Any thread."},
     {"stats", fn_stats, METH_NOARGS,

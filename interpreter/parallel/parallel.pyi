@@ -89,9 +89,18 @@ def server(host: str, port: int, backlog: int = 4096) -> Server: ...
 def client(host: str, port: int) -> Client: ...
 def register(transport: Server | Client, protocol: type) -> None: ...
 def run(workers: int | None = None, backend: str | None = None,
-        numa_policy: str | None = None) -> None:
+        numa_policy: str | None = None, *, header_timeout: float | None = None,
+        keepalive_timeout: float | None = None, body_timeout: float | None = None,
+        send_timeout: float | None = None, max_body: int | str | None = None,
+        max_header_bytes: int | str | None = None,
+        max_connections: int | None = None) -> None:
     """Serve until ``stop()``, SIGINT or SIGTERM. ``workers=0`` runs every callback on the
-    calling thread (pdb and plain unit tests work). None: the host's options."""
+    calling thread (pdb and plain unit tests work). None: the host's options.
+
+    The limits override ``--header-timeout`` & co. (and their PYPARALLEL_* variables) for
+    this run: timeouts in seconds (0 disables one; defaults 60, 75, 60, 60 as nginx's),
+    ``max_body``/``max_header_bytes`` in bytes (``"4m"`` works too), ``max_connections``
+    per worker (0: no limit)."""
 def stop() -> None:
     """Ask ``run()`` to return after in-flight sends finish. Callable from any thread."""
 def is_parallel_thread() -> bool: ...

@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 
+#include "core/limit_options.h"
 #include "core/acceptor.h"
 #include "core/connection.h"
 #include "core/log.h"
@@ -76,7 +77,7 @@ struct Connector {
 
 /// What one runtime thread (a worker, or the main thread with workers=0) serves.
 struct WorkerState {
-  explicit WorkerState(Counters& c) : counters(c) {}
+  WorkerState(Counters& c, const ConnectionLimits& limits) : counters(c), connections(limits) {}
   ThreadContext context;
   Counters& counters;
   Loop* loop = nullptr;
@@ -151,7 +152,7 @@ struct WorkerState {
   }
 
   bool busy() const {
-    if (connections.size() > 0) return true;
+    if (connections.busy()) return true;
     for (auto& a : acceptors)
       if (a->active()) return true;
     for (auto& c : connectors)
@@ -233,10 +234,37 @@ struct Choice {
   BackendKind backend;
   std::string policy;
   bool policy_explicit;  // asked for by run(), a flag or the environment
+  ConnectionLimits limits;
 };
 
-bool resolve_choice(PyObject* workers, PyObject* backend, PyObject* policy, Choice& out) {
+bool resolve_choice(PyObject* workers, PyObject* backend, PyObject* policy, PyObject* limits,
+                    Choice& out) {
   const RuntimeOptions& o = runtime_options();
+  out.limits = o.limits;
+  if (limits) {
+    // run(header_timeout=0.5, max_body="4m", ...): the same names and forms as the flags.
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(limits, &pos, &key, &value)) {
+      const char* name = PyUnicode_AsUTF8(key);
+      if (!name) return false;
+      const LimitOption* found = nullptr;
+      for (const LimitOption& l : limit_options())
+        if (l.keyword == name) found = &l;
+      if (!found) {
+        PyErr_Format(PyExc_TypeError, "run() got an unexpected keyword argument '%s'", name);
+        return false;
+      }
+      Ref text(PyObject_Str(value));
+      const char* s = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
+      if (!s) return false;
+      std::string why;
+      if (PyBool_Check(value) || !set_limit(*found, s, out.limits, why)) {
+        PyErr_Format(PyExc_ValueError, "%s %s", name, why.empty() ? "expects a number" : why.c_str());
+        return false;
+      }
+    }
+  }
   out.workers = o.workers;
   out.backend = o.backend;
   out.policy = o.numa_policy;
@@ -293,7 +321,7 @@ PyObject* run_on_main_thread(const Choice& choice) {
   pp::log("{}; callbacks run on the main thread (workers=0)", opened.reason);
   r.counters.clear();
   r.counters.push_back(std::make_unique<Counters>());
-  auto ws = std::make_unique<WorkerState>(*r.counters.back());
+  auto ws = std::make_unique<WorkerState>(*r.counters.back(), choice.limits);
   ws->context.tstate = PyThreadState_Get();
   ws->context.attached = true;
   this_thread = &ws->context;
@@ -361,7 +389,7 @@ PyObject* run_on_workers(const Choice& choice) {
   r.counters.clear();
   for (unsigned i = 0; i < choice.workers; ++i) {
     r.counters.push_back(std::make_unique<Counters>());
-    r.workers.push_back(std::make_unique<WorkerState>(*r.counters.back()));
+    r.workers.push_back(std::make_unique<WorkerState>(*r.counters.back(), choice.limits));
   }
   auto timers = take_pending_timers();
 
@@ -499,7 +527,8 @@ void request_stop() {
   r.wake_main.notify_all();
 }
 
-PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy) {
+PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy,
+                      PyObject* limits) {
   Runtime& r = rt();
   if (r.running) {
     PyErr_SetString(names().parallel_error, "run() is already running");
@@ -510,7 +539,7 @@ PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_polic
     return nullptr;
   }
   Choice choice;
-  if (!resolve_choice(workers, backend, numa_policy, choice)) return nullptr;
+  if (!resolve_choice(workers, backend, numa_policy, limits, choice)) return nullptr;
   freeze_main_thread_data();
   r.stop_requested = false;
   sigterm_seen = false;

@@ -130,8 +130,10 @@ pp::Loop* current_loop();
 /// True inside `run()`.
 bool runtime_running();
 
-/// parallel.run / parallel.stop implementations.
-PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy);
+/// parallel.run / parallel.stop implementations. `limits`: null, or a dict of
+/// ConnectionLimits keywords (header_timeout=..., see core/limit_options.h).
+PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy,
+                      PyObject* limits);
 void request_stop();
 
 /// parallel.stats() implementation.

@@ -102,7 +102,11 @@ void Connection::on_send(Operation& op, const Completion& c) {
   }
   if (!self->closing_) {
     self->flush();
-    if (self->out_.idle()) self->on_drained();
+    if (self->out_.idle()) {
+      // Keep-alive idleness starts when the last response is out, as in nginx.
+      if (self->wait_ == Wait::next_request) self->wait_since_ = self->owner_.tick();
+      self->on_drained();
+    }
     if (self->paused_ && self->out_.queued_bytes() <= self->owner_.limits().max_queued_output / 2 &&
         !self->reading_ && !self->cancelling_) {
       self->paused_ = false;

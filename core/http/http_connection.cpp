@@ -57,7 +57,7 @@ void HttpConnection::on_data(std::span<const std::byte> data) {
     // a head the header timeout from its first byte; inside a body the body timeout, from
     // this read.
     if (pending_.empty())
-      expect(Wait::next_request);
+      expect(Wait::next_request, completed);
     else
       expect(head_complete_ ? Wait::request_body : Wait::request_head, completed);
   }

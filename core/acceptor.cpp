@@ -45,8 +45,17 @@ void Acceptor::on_accept(Operation& op, const Completion& c) {
   if (self->accept_armed_) return;
   if (c.result == -EMFILE || c.result == -ENFILE || c.result == -ENOBUFS || c.result == -ENOMEM) {
     // Out of descriptors or memory: accepting again at once would spin. Back off
-    // briefly; connections closing meanwhile free what we need.
-    log("accept: {}; retrying in 10 ms", error_text(c.result));
+    // briefly; connections closing meanwhile free what we need. One log line a second
+    // at most: under a connection flood this repeats a hundred times a second.
+    ++self->failures_unlogged_;
+    auto now = std::chrono::steady_clock::now();
+    if (now - self->last_failure_log_ >= std::chrono::seconds(1)) {
+      log("accept: {}; retrying every 10 ms ({} failure{} since the last report)",
+          error_text(c.result), self->failures_unlogged_,
+          self->failures_unlogged_ == 1 ? "" : "s");
+      self->last_failure_log_ = now;
+      self->failures_unlogged_ = 0;
+    }
     self->retry_op_.prep_timeout(std::chrono::milliseconds(10), &Acceptor::on_retry, self);
     self->retry_armed_ = true;
     self->loop_.submit(self->retry_op_);

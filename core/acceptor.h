@@ -54,6 +54,8 @@ class Acceptor {
   bool cancel_armed_ = false;
   bool stopped_ = false;
   std::uint64_t accepted_ = 0;
+  std::uint64_t failures_unlogged_ = 0;
+  std::chrono::steady_clock::time_point last_failure_log_{};
 };
 
 }  // namespace pp

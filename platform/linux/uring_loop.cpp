@@ -41,6 +41,7 @@
 
 #include "core/post_queue.h"
 #include "platform/linux/backends.h"
+#include "platform/posix/sigpipe.h"
 
 namespace pp::platform {
 namespace {
@@ -482,12 +483,8 @@ void UringLoop::ensure_owner() {
   // (liburing 2.3 declares io_uring_enable_rings but does not export it: call the kernel.)
   if (ring_.flags & IORING_SETUP_R_DISABLED)
     ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
-  // sendfile(2) has no MSG_NOSIGNAL: keep SIGPIPE pending on this thread instead of
-  // killing the process, and consume it where sendfile reports EPIPE.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // sendfile(2) has no MSG_NOSIGNAL: see platform/posix/sigpipe.h.
+  block_sigpipe_on_this_thread();
 }
 
 void UringLoop::flush() {
@@ -1053,15 +1050,7 @@ void UringLoop::run_sendfile(Operation& op) {
     const int e = errno;
     if (e == EINTR) continue;
     if (e == EAGAIN) break;
-    if (e == EPIPE) {
-      // The peer is gone: consume the SIGPIPE kept pending on this thread.
-      sigset_t set;
-      sigemptyset(&set);
-      sigaddset(&set, SIGPIPE);
-      timespec zero{};
-      while (sigtimedwait(&set, nullptr, &zero) < 0 && errno == EINTR) {
-      }
-    }
+    if (e == EPIPE) consume_pending_sigpipe();  // the peer is gone
     finish(op, -e);
     return;
   }

@@ -23,6 +23,7 @@
 #include <climits>
 
 #include "platform/posix/send_file.h"
+#include "platform/posix/sigpipe.h"
 
 #ifndef MSG_NOSIGNAL
 // macOS has no MSG_NOSIGNAL; its sockets get SO_NOSIGPIPE where they are made instead.
@@ -194,6 +195,11 @@ int ReadinessLoop::run_once(std::chrono::nanoseconds max_wait) {
   // reading, and re-enter lists being walked: refuse it.
   if (running_) return 0;
   running_ = true;
+  if (!sigpipe_blocked_) {
+    // The thread that drives the loop: see platform/posix/sigpipe.h.
+    block_sigpipe_on_this_thread();
+    sigpipe_blocked_ = true;
+  }
   ran_ = 0;
 
   // 1. Start what was submitted since the last turn (sends go out here, before we wait).
@@ -469,6 +475,7 @@ std::int64_t ReadinessLoop::step_sendfile(int fd, Operation& op) {
     if (rc == 0 && moved == 0) break;  // end of file: the result is what was sent
     if (rc == 0 || rc == -EINTR) continue;
     if (rc == -EAGAIN || rc == -EWOULDBLOCK) return kAgain;
+    if (rc == -EPIPE) consume_pending_sigpipe();  // the peer is gone
     return rc;
   }
   return static_cast<std::int64_t>(st.progress);

@@ -110,6 +110,7 @@ class ReadinessLoop : public Loop {
   PostQueue posts_;
   int ran_ = 0;
   bool running_ = false;
+  bool sigpipe_blocked_ = false;
 };
 
 /// Monotonic clock in nanoseconds (the timers' clock).

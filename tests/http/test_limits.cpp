@@ -125,3 +125,30 @@ TEST_CASE("trailer section: same limits as headers") {
   CHECK(outcome(head + "A: 1\r\nB: 2\r\n\r\n", o) == 0);
   CHECK(outcome(head + "A: 1\r\nB: 2\r\nC: 3\r\n\r\n", o) == 431);
 }
+
+TEST_CASE("chunk framing counts against the limits: extensions cannot buffer without bound") {
+  const std::string head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  ParserOptions o;
+  o.max_body = 1000;
+  o.max_header_bytes = 200;
+  // 1-byte chunks with 40-byte extensions: 48 framing bytes per data byte ("1;" + 40 +
+  // CRLF, then the CRLF after the data byte). Four chunks of framing (192 bytes) are
+  // fine; the fifth passes 200 and is 413, whatever the decoded size is.
+  auto chunks = [](int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += "1;" + std::string(40, 'e') + "\r\nx\r\n";
+    return s;
+  };
+  CHECK(outcome(head + chunks(4) + "0\r\n\r\n", o) == 0);
+  CHECK(outcome(head + chunks(4), o) == -2);
+  CHECK(outcome(head + chunks(5), o) == 413);
+  // The attack that used to buffer gigabytes: 1-byte chunks with 4,000-byte extensions,
+  // under the default limits, is refused within the first 17 chunks (~68 KB).
+  std::string attack = head;
+  for (int i = 0; i < 17; ++i) attack += "1;" + std::string(4000, 'e') + "\r\nx\r\n";
+  CHECK(outcome(attack) == 413);
+  // Ordinary chunk sizes are nowhere near the framing limit: 1 MiB in 4 KiB chunks.
+  std::string big = head;
+  for (int i = 0; i < 256; ++i) big += "1000\r\n" + std::string(4096, 'b') + "\r\n";
+  CHECK(outcome(big + "0\r\n\r\n") == 0);
+}

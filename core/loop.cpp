@@ -7,6 +7,7 @@ std::string_view to_string(BackendKind kind) {
   switch (kind) {
     case BackendKind::automatic: return "auto";
     case BackendKind::io_uring: return "io_uring";
+    case BackendKind::libaio: return "libaio";
     case BackendKind::epoll: return "epoll";
     case BackendKind::iocp: return "iocp";
     case BackendKind::kqueue: return "kqueue";
@@ -15,8 +16,8 @@ std::string_view to_string(BackendKind kind) {
 }
 
 bool parse_backend_kind(std::string_view text, BackendKind& out) {
-  for (auto kind : {BackendKind::automatic, BackendKind::io_uring, BackendKind::epoll,
-                    BackendKind::iocp, BackendKind::kqueue}) {
+  for (auto kind : {BackendKind::automatic, BackendKind::io_uring, BackendKind::libaio,
+                    BackendKind::epoll, BackendKind::iocp, BackendKind::kqueue}) {
     if (text == to_string(kind)) {
       out = kind;
       return true;

@@ -1,6 +1,6 @@
 // core/loop.h -- the portable completion-model engine API.
 //
-// Every backend (io_uring, epoll, IOCP, kqueue) implements `Loop`. The model is
+// Every backend (io_uring, libaio, epoll, IOCP, kqueue) implements `Loop`. The model is
 // completion-based everywhere: the caller fills in an `Operation`, submits it, and
 // later gets exactly one completion for it (or a stream of them for multishot
 // accept/recv, the last one carrying `more == false`). A readiness backend (epoll,
@@ -177,10 +177,12 @@ const State& backend_state(const Operation& op) {
   return backend_state<State>(const_cast<Operation&>(op));
 }
 
-/// The backends this build knows. `automatic` probes them in order of preference.
-enum class BackendKind : std::uint8_t { automatic, io_uring, epoll, iocp, kqueue };
+/// The backends this build knows. `automatic` probes them in order of preference (on
+/// Linux: io_uring, then libaio, then epoll). `libaio` is Linux AIO's IOCB_CMD_POLL under
+/// the readiness core, for hosts that block io_uring but allow the AIO syscalls.
+enum class BackendKind : std::uint8_t { automatic, io_uring, libaio, epoll, iocp, kqueue };
 
-/// "auto", "io_uring", "epoll", "iocp", "kqueue".
+/// "auto", "io_uring", "libaio", "epoll", "iocp", "kqueue".
 std::string_view to_string(BackendKind kind);
 /// Parses a backend name as `to_string` writes it; false for an unknown name.
 bool parse_backend_kind(std::string_view text, BackendKind& out);
@@ -191,7 +193,8 @@ struct LoopOptions {
   std::uint32_t recv_buffer_size = 16 * 1024;
   /// Receive buffers per loop (a power of two for io_uring's buffer ring).
   std::uint32_t recv_buffer_count = 512;
-  /// Submission queue entries (io_uring) or event batch size (epoll).
+  /// Submission queue entries (io_uring), event batch size (epoll, libaio); a libaio
+  /// loop also holds about this many pending polls before its AIO context grows.
   std::uint32_t queue_depth = 2048;
   /// io_uring SQPOLL: a kernel thread polls the ring. Off by default: it burns a
   /// core per ring, which only pays when the cores are otherwise idle.
@@ -202,6 +205,12 @@ struct LoopOptions {
 /// first thread that submits or runs it. Only `post` may be called from other
 /// threads. Destroying a loop drops operations still in flight without callbacks;
 /// `run_once` must not be called from inside a callback.
+///
+/// SIGPIPE: no operation raises it, on any backend, whatever the process's
+/// disposition. Sends pass MSG_NOSIGNAL (SO_NOSIGPIPE on macOS); sendfile(2) has no
+/// such flag, so POSIX backends block SIGPIPE on the thread that drives the loop and
+/// consume the one a sendfile to a vanished peer leaves pending (-EPIPE is the result).
+/// Other threads' SIGPIPE handling is the application's.
 class Loop {
  public:
   virtual ~Loop() = default;
@@ -229,10 +238,10 @@ struct OpenLoopResult {
 };
 
 /// Opens a loop on `kind`. `automatic` probes the best backend first (io_uring:
-/// ring setup plus an opcode probe) and falls back, saying why in `reason`;
-/// EPERM/ENOSYS from io_uring_setup (seccomp, kernel.io_uring_disabled) count as
-/// unavailable. A named backend that is unavailable fails with a clear `error`
-/// naming the reason and the alternative.
+/// ring setup plus an opcode probe; then libaio: io_setup plus a poll submission) and
+/// falls back, saying why in `reason`; EPERM/ENOSYS from io_uring_setup or io_setup
+/// (seccomp, kernel.io_uring_disabled) count as unavailable. A named backend that is
+/// unavailable fails with a clear `error` naming the reason and the alternatives.
 OpenLoopResult open_loop(BackendKind kind, const LoopOptions& options = {});
 
 /// The backends that can open a loop on this host, best first. Engine tests run

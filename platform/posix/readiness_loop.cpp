@@ -518,6 +518,8 @@ void ReadinessLoop::do_cancel(Operation& op) {
         OpList& side = read_side ? s.read : s.write;
         bool was_head = side.head == victim;
         if (side.remove(*victim)) {
+          // Before the callback, which may close the fd itself.
+          if (side.empty()) unawait(fd, read_side ? kReadable : kWritable);
           complete(*victim, -ECANCELED);
           result = 0;
           // The next in line never ran and no edge may come for it: try it now.

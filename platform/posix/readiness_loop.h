@@ -5,8 +5,8 @@
 // and write side (send, sendfile, connect), the steppers that perform each operation's
 // syscall when its handle is ready and finish partial sends, timers, cancel, close and
 // posted functions. A backend subclasses ReadinessLoop and implements five calls:
-// `watch`, `await`, `unwatch`, `wait` and `wake`. When to use which backend: see
-// platform/*/open_loop.cpp (the probe ladder).
+// `watch`, `await`, `unwatch`, `wait` and `wake` (one-shot backends also `unawait`). When
+// to use which backend: see platform/*/open_loop.cpp (the probe ladder).
 #pragma once
 
 #include <chrono>
@@ -55,6 +55,12 @@ class ReadinessLoop : public Loop {
   /// kWritable) again. Called every time a side stops at EAGAIN. Edge backends, whose
   /// registration persists, keep the default (nothing).
   virtual void await(int /*fd*/, unsigned /*flags*/) {}
+  /// Nothing waits for the readiness in `flags` (kReadable or kWritable) on `fd` any more:
+  /// the last operation waiting on that side was cancelled. One-shot backends (libaio) drop
+  /// the request they armed for it, which holds a reference to the file: a caller that
+  /// closes the fd itself after the cancel (Connection does) would otherwise leave the
+  /// connection open until that request fired. Edge backends keep the default (nothing).
+  virtual void unawait(int /*fd*/, unsigned /*flags*/) {}
   /// The loop is about to close `fd`: drop what the backend holds for it. epoll and kqueue
   /// drop registrations with the last close by themselves.
   virtual void unwatch(int /*fd*/) {}

@@ -19,7 +19,7 @@ from pptest import build_dir, free_port
 
 HTTPD = build_dir() / "examples" / "pyparallel-httpd"
 pytestmark = pytest.mark.skipif(not HTTPD.exists(), reason=f"{HTTPD} not built")
-BACKENDS = ["io_uring", "epoll"]
+BACKENDS = ["io_uring", "libaio", "epoll"]
 
 
 class Server:
@@ -277,23 +277,40 @@ def test_sigterm_with_open_connections(docroot):
     idle.close()
 
 
-def test_backend_fallback_is_logged(docroot):
-    srv = Server(docroot, backend="auto", env={"PYPARALLEL_DISABLE_IO_URING": "1"})
+@pytest.mark.parametrize("disabled,chosen", [
+    (["IO_URING"], "libaio"),
+    (["IO_URING", "LIBAIO"], "epoll"),
+])
+def test_backend_fallback_is_logged(docroot, disabled, chosen):
+    # The ladder io_uring -> libaio -> epoll, each rung disabled by its PYPARALLEL_DISABLE_*;
+    # the log line names the backend chosen and why each one above it was passed over.
+    env = {f"PYPARALLEL_DISABLE_{name}": "1" for name in disabled}
+    srv = Server(docroot, backend="auto", env=env)
     c = srv.conn()
     c.request("GET", "/plaintext")
     assert c.getresponse().read() == b"Hello, World!"
     code, err = srv.stop()
     assert code == 0
     line = [ln for ln in err.splitlines() if "backend" in ln]
-    assert line and "epoll" in line[0] and "io_uring" in line[0], err
+    assert line, err
+    if chosen == "libaio" and "backend epoll:" in line[0]:
+        pytest.skip(f"no AIO poll on this host: {line[0]}")
+    assert f"backend {chosen}:" in line[0], err
+    for name in disabled:
+        assert f"disabled by PYPARALLEL_DISABLE_{name}" in line[0], err
 
 
-def test_forced_unavailable_backend_is_a_clear_error(docroot):
-    proc = subprocess.run([str(HTTPD), "--port", str(free_port()), "--backend", "io_uring"],
+@pytest.mark.parametrize("backend,variable", [
+    ("io_uring", "PYPARALLEL_DISABLE_IO_URING"),
+    ("libaio", "PYPARALLEL_DISABLE_LIBAIO"),
+])
+def test_forced_unavailable_backend_is_a_clear_error(docroot, backend, variable):
+    proc = subprocess.run([str(HTTPD), "--port", str(free_port()), "--backend", backend],
                           capture_output=True, text=True, timeout=10,
-                          env=dict(os.environ, PYPARALLEL_DISABLE_IO_URING="1"))
+                          env=dict(os.environ, **{variable: "1"}))
     assert proc.returncode != 0
-    assert "io_uring" in proc.stderr and "epoll" in proc.stderr, proc.stderr
+    assert backend in proc.stderr and "epoll" in proc.stderr, proc.stderr
+    assert f"disabled by {variable}" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -17,12 +17,16 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/loop.h"
 #include "core/net.h"
+#if defined(PP_TEST_KQUEUE_EMULATION)
+#include "platform/bsd/backends.h"
+#endif
 
 namespace pp::test {
 
@@ -224,19 +228,52 @@ inline std::string pattern(std::size_t n, std::uint32_t seed = 0x9e3779b9u) {
   return s;
 }
 
-/// Opens a fresh loop on each backend this host can run and calls `body(loop, name)` with
-/// the backend's name in every failure message.
+/// One backend a test binary runs the engine suite against: its name and how to open a loop
+/// on it.
+struct BackendUnderTest {
+  std::string name;
+  std::function<OpenLoopResult(const LoopOptions&)> open;
+};
+
+/// The backends this test binary runs the suite against. Tests that open loops go through
+/// this (or for_each_backend), never available_backends()/open_loop directly, so that the
+/// same suite runs on a backend this OS's open_loop does not offer. Normally: every backend
+/// available_backends() lists, opened by open_loop. Built with PP_TEST_KQUEUE_EMULATION
+/// (engine_tests_kqueue, tests/engine/meson.build): the kqueue backend alone, on the
+/// test-only kqueue emulation -- that binary links Linux's open_loop, which has no kqueue.
+inline std::vector<BackendUnderTest> backends_under_test() {
+#if defined(PP_TEST_KQUEUE_EMULATION)
+  return {{"kqueue", [](const LoopOptions& options) {
+             OpenLoopResult r;
+             std::string why;
+             r.loop = platform::open_kqueue_loop(options, why);
+             if (r.loop)
+               r.reason = "backend kqueue: on the test-only kqueue emulation";
+             else
+               r.error = "kqueue (emulated): " + why;
+             return r;
+           }}};
+#else
+  std::vector<BackendUnderTest> out;
+  for (BackendKind kind : available_backends())
+    out.push_back({std::string(to_string(kind)),
+                   [kind](const LoopOptions& options) { return open_loop(kind, options); }});
+  return out;
+#endif
+}
+
+/// Opens a fresh loop with `options` on each backend under test and calls
+/// `body(loop, name)` with the backend's name in every failure message.
 template <class Body>
-void for_each_backend(Body&& body) {
-  auto kinds = available_backends();
-  REQUIRE_MESSAGE(!kinds.empty(), "no backend available on this host");
-  for (BackendKind kind : kinds) {
-    std::string name(to_string(kind));
-    INFO("backend: " << name);
-    auto opened = open_loop(kind);
+void for_each_backend(Body&& body, const LoopOptions& options = {}) {
+  auto backends = backends_under_test();
+  REQUIRE_MESSAGE(!backends.empty(), "no backend available on this host");
+  for (const BackendUnderTest& backend : backends) {
+    INFO("backend: " << backend.name);
+    auto opened = backend.open(options);
     REQUIRE_MESSAGE(opened.loop, opened.error);
-    CHECK(opened.loop->backend_name() == name);
-    body(*opened.loop, name);
+    CHECK(opened.loop->backend_name() == backend.name);
+    body(*opened.loop, backend.name);
   }
 }
 

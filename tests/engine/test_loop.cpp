@@ -1,7 +1,9 @@
 // tests/engine/test_loop.cpp -- the generic engine suite: every test runs against every
-// backend in pp::available_backends() (io_uring and epoll on Linux), on loopback TCP only,
-// and names the backend in its failures. Backend-specific tests live beside it
-// (test_uring.cpp).
+// backend in pp::available_backends() (io_uring, libaio and epoll on Linux), on loopback TCP
+// only, and names the backend in its failures. Backend-specific tests live beside it
+// (test_uring.cpp) and, for libaio, in the last section of this file. engine_tests_kqueue
+// runs this same suite on the kqueue backend, over the test-only kqueue emulation
+// (backends_under_test() in loopback.h).
 #include <doctest/doctest.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -15,8 +17,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "platform/linux/backends.h"
 #include "tests/engine/loopback.h"
 
 using namespace pp;
@@ -53,7 +58,7 @@ void close_and_wait(Loop& loop, Fd& fd) {
   CHECK(c.last() == 0);
 }
 
-bool has(const std::vector<BackendKind>& kinds, BackendKind k) {
+[[maybe_unused]] bool has(const std::vector<BackendKind>& kinds, BackendKind k) {
   return std::find(kinds.begin(), kinds.end(), k) != kinds.end();
 }
 
@@ -61,6 +66,9 @@ bool has(const std::vector<BackendKind>& kinds, BackendKind k) {
 
 // ---------------------------------------------------------------------------------------
 // Backend selection
+//
+// Linux's probe ladder: left out of engine_tests_kqueue, which runs this suite on kqueue.
+#if !defined(PP_TEST_KQUEUE_EMULATION)
 
 TEST_CASE("open_loop: epoll by name, every available backend opens") {
   auto r = open_loop(BackendKind::epoll);
@@ -85,39 +93,70 @@ TEST_CASE("open_loop: iocp and kqueue forced on Linux name the alternatives") {
     CHECK_FALSE(r.loop);
     CHECK(r.error.find(std::string(to_string(k))) != std::string::npos);
     CHECK(r.error.find("io_uring") != std::string::npos);
+    CHECK(r.error.find("libaio") != std::string::npos);
     CHECK(r.error.find("epoll") != std::string::npos);
   }
 }
 
-TEST_CASE("open_loop: automatic falls back to epoll when io_uring is disabled by env") {
-  ::setenv("PYPARALLEL_DISABLE_IO_URING", "1", 1);
-  auto r = open_loop(BackendKind::automatic);
-  ::unsetenv("PYPARALLEL_DISABLE_IO_URING");
-  REQUIRE_MESSAGE(r.loop, r.error);
-  CHECK(r.loop->backend_name() == "epoll");
-  INFO("reason: " << r.reason);
-  CHECK(r.reason.find("io_uring") != std::string::npos);
-  CHECK(r.reason.find("unavailable") != std::string::npos);
+TEST_CASE("open_loop: automatic ladder io_uring -> libaio -> epoll, rungs disabled by env") {
+  {
+    ::setenv("PYPARALLEL_DISABLE_IO_URING", "1", 1);
+    auto r = open_loop(BackendKind::automatic);
+    ::unsetenv("PYPARALLEL_DISABLE_IO_URING");
+    REQUIRE_MESSAGE(r.loop, r.error);
+    INFO("reason: " << r.reason);
+    // libaio where this host has it (and the ladder has it), else epoll; never io_uring.
+    bool libaio_next = platform::kLibaioInAutomaticLadder && open_loop(BackendKind::libaio).loop;
+    CHECK(r.loop->backend_name() == (libaio_next ? "libaio" : "epoll"));
+    CHECK(r.reason.rfind("backend " + std::string(r.loop->backend_name()) + ":", 0) == 0);
+    CHECK(r.reason.find("io_uring unavailable (disabled by PYPARALLEL_DISABLE_IO_URING)") !=
+          std::string::npos);
+  }
+  {
+    ::setenv("PYPARALLEL_DISABLE_IO_URING", "1", 1);
+    ::setenv("PYPARALLEL_DISABLE_LIBAIO", "1", 1);
+    auto r = open_loop(BackendKind::automatic);
+    auto forced = open_loop(BackendKind::libaio);
+    ::unsetenv("PYPARALLEL_DISABLE_LIBAIO");
+    ::unsetenv("PYPARALLEL_DISABLE_IO_URING");
+    REQUIRE_MESSAGE(r.loop, r.error);
+    INFO("reason: " << r.reason);
+    CHECK(r.loop->backend_name() == "epoll");
+    CHECK(r.reason.find("io_uring unavailable (disabled by PYPARALLEL_DISABLE_IO_URING)") !=
+          std::string::npos);
+    // The reason names libaio while it is on the automatic ladder.
+    if (platform::kLibaioInAutomaticLadder)
+      CHECK(r.reason.find("libaio unavailable (disabled by PYPARALLEL_DISABLE_LIBAIO)") !=
+            std::string::npos);
+    // Forcing a disabled libaio is a clear error that names the way out.
+    CHECK_FALSE(forced.loop);
+    CHECK(forced.error.find("disabled by PYPARALLEL_DISABLE_LIBAIO") != std::string::npos);
+    CHECK(forced.error.find("epoll") != std::string::npos);
+  }
 }
 
-#if defined(__NR_io_uring_setup)
-// What container runtimes do to io_uring: a seccomp filter that answers io_uring_setup with
-// EPERM. The ladder must fall back to epoll and say why. Runs in a forked child, since a
-// seccomp filter cannot be removed.
-TEST_CASE("open_loop: automatic falls back to epoll when seccomp blocks io_uring_setup") {
+#if defined(__NR_io_uring_setup) && defined(__NR_io_setup)
+namespace {
+
+/// Forks a child that installs a seccomp filter answering each of `blocked` with EPERM,
+/// then opens `automatic` and a forced io_uring loop. Returns what the child reports:
+/// "<backend>|<reason or error>|<forced io_uring's error, or 'opened'>", or "SKIP ..." where
+/// seccomp filters are not allowed.
+std::string automatic_under_seccomp(std::vector<int> blocked) {
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::close(fds[0]);
-    sock_filter filter[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    std::vector<sock_filter> filter;
+    filter.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)));
+    for (int nr : blocked) {
+      filter.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(nr), 0, 1));
+      filter.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)));
+    }
+    filter.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    sock_fprog prog{static_cast<unsigned short>(filter.size()), filter.data()};
     std::string out;
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
         ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
@@ -152,21 +191,61 @@ TEST_CASE("open_loop: automatic falls back to epoll when seccomp blocks io_uring
   ::close(fds[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  INFO("child said: " << got);
-  if (got.rfind("SKIP", 0) == 0) {
-    MESSAGE("seccomp filters are not allowed here; skipped");
-    return;
+  return got;
+}
+
+/// Splits the child's report at its first two '|'.
+std::vector<std::string> report_fields(const std::string& got) {
+  std::vector<std::string> f;
+  auto a = got.find('|');
+  auto b = a == std::string::npos ? a : got.find('|', a + 1);
+  f.push_back(got.substr(0, a));
+  f.push_back(a == std::string::npos ? ""
+                                     : got.substr(a + 1, b == std::string::npos ? b : b - a - 1));
+  f.push_back(b == std::string::npos ? "" : got.substr(b + 1));
+  return f;
+}
+
+}  // namespace
+
+// What container runtimes do to io_uring: a seccomp filter that answers io_uring_setup with
+// EPERM. The ladder must fall back to libaio (where AIO is allowed) and say why; with
+// io_setup blocked too, to epoll, naming both. Runs in forked children, since a seccomp
+// filter cannot be removed.
+TEST_CASE("open_loop: automatic falls back to libaio, then epoll, when seccomp blocks them") {
+  {
+    std::string got = automatic_under_seccomp({__NR_io_uring_setup});
+    INFO("child said: " << got);
+    if (got.rfind("SKIP", 0) == 0) {
+      MESSAGE("seccomp filters are not allowed here; skipped");
+      return;
+    }
+    auto f = report_fields(got);
+    // libaio is the next rung where the host has AIO poll; epoll otherwise.
+    bool libaio_next = platform::kLibaioInAutomaticLadder && open_loop(BackendKind::libaio).loop;
+    CHECK(f[0] == (libaio_next ? "libaio" : "epoll"));
+    CHECK(f[1].rfind("backend " + f[0] + ": io_uring unavailable (", 0) == 0);
+    CHECK(f[1].find("io_uring_setup") != std::string::npos);
+    // Forcing io_uring where it is blocked is a clear error that names the ways out.
+    CHECK(f[2] != "opened");
+    CHECK(f[2].find("epoll") != std::string::npos);
+    CHECK(f[2].find("libaio") != std::string::npos);
   }
-  CHECK(got.rfind("epoll|", 0) == 0);
-  auto second = got.find('|', 6);
-  std::string reason = got.substr(6, second == std::string::npos ? second : second - 6);
-  CHECK(reason.find("io_uring") != std::string::npos);
-  // Forcing io_uring where it is blocked is a clear error that names the way out.
-  std::string forced = second == std::string::npos ? "" : got.substr(second + 1);
-  CHECK(forced != "opened");
-  CHECK(forced.find("epoll") != std::string::npos);
+  {
+    std::string got = automatic_under_seccomp({__NR_io_uring_setup, __NR_io_setup});
+    INFO("child said: " << got);
+    auto f = report_fields(got);
+    CHECK(f[0] == "epoll");
+    CHECK(f[1].rfind("backend epoll: io_uring unavailable (", 0) == 0);
+    CHECK(f[1].find("io_uring_setup") != std::string::npos);
+    if (platform::kLibaioInAutomaticLadder)
+      CHECK(f[1].find("libaio unavailable (io_setup: Operation not permitted") !=
+            std::string::npos);
+    CHECK(f[2] != "opened");
+  }
 }
 #endif
+#endif  // !PP_TEST_KQUEUE_EMULATION
 
 // ---------------------------------------------------------------------------------------
 // accept
@@ -1197,9 +1276,9 @@ TEST_CASE("small receive buffers: every completion fits one buffer, nothing is l
   opts.recv_buffer_size = 4096;
   opts.recv_buffer_count = 8;
   opts.queue_depth = 64;
-  for (BackendKind kind : available_backends()) {
-    INFO("backend: " << to_string(kind));
-    auto opened = open_loop(kind, opts);
+  for (const BackendUnderTest& backend : backends_under_test()) {
+    INFO("backend: " << backend.name);
+    auto opened = backend.open(opts);
     REQUIRE_MESSAGE(opened.loop, opened.error);
     Loop& loop = *opened.loop;
     Listener l;
@@ -1235,9 +1314,9 @@ TEST_CASE("bounded work per connection: a backlog on one socket does not delay a
       if (c.result > 0) s->order->push_back(s->tag);
     }
   };
-  for (BackendKind kind : available_backends()) {
-    INFO("backend: " << to_string(kind));
-    auto opened = open_loop(kind, opts);
+  for (const BackendUnderTest& backend : backends_under_test()) {
+    INFO("backend: " << backend.name);
+    auto opened = backend.open(opts);
     REQUIRE_MESSAGE(opened.loop, opened.error);
     Loop& loop = *opened.loop;
     Listener l;
@@ -1267,3 +1346,180 @@ TEST_CASE("bounded work per connection: a backlog on one socket does not delay a
     run_for(loop, 5ms);  // the recvs' last completions, before they go out of scope
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// libaio: what is particular to one-shot AIO polls (platform/linux/aio_loop.cpp). A pending
+// poll holds a reference to its file and outlives the operation that armed it; these tests
+// check that such polls neither keep a closed connection open nor leave a reused fd number
+// unwatched, and that a context that fills up grows. Linux's own backend: left out of
+// engine_tests_kqueue.
+#if !defined(PP_TEST_KQUEUE_EMULATION)
+
+namespace {
+
+/// A libaio loop, or null (with a message) where this host has no AIO poll.
+std::unique_ptr<Loop> open_libaio(const LoopOptions& options = {}) {
+  auto r = open_loop(BackendKind::libaio, options);
+  if (!r.loop) MESSAGE("libaio unavailable here, skipping: " << r.error);
+  return std::move(r.loop);
+}
+
+/// Makes `fd` refer to `from`'s socket (dup2), so that a test can hand a new connection a
+/// number the loop has seen before; `from` is closed.
+void move_to_number(Fd& from, int fd) {
+  REQUIRE(::dup2(from.get(), fd) == fd);
+  from.reset();
+}
+
+/// Runs `loop` until `peer` reads EOF (the other end's file is really closed).
+bool peer_sees_eof(Loop& loop, Fd& peer) {
+  std::string ignored;
+  auto eof = [&] { return !read_available(peer.get(), ignored); };
+  return run_until(loop, eof, 5s);
+}
+
+}  // namespace
+
+TEST_CASE("libaio: by name, with its reason") {
+  auto r = open_loop(BackendKind::libaio);
+  if (!r.loop) {
+    MESSAGE("libaio unavailable here: " << r.error);
+    CHECK(r.error.find("epoll") != std::string::npos);
+    return;
+  }
+  CHECK(r.loop->backend_name() == "libaio");
+  CHECK(r.reason == "backend libaio: requested");
+  CHECK(has(available_backends(), BackendKind::libaio));
+}
+
+TEST_CASE("libaio: waits cancelled, then close(2) outside the loop: the peer sees the end") {
+  // What Connection does: cancel its recv (and a blocked send), then close the socket itself
+  // from the last callback. The polls armed for those waits hold the file; unless the
+  // cancels drop them, the connection stays open until the peer happens to send.
+  auto loop = open_libaio();
+  if (!loop) return;
+  Listener l;
+  auto old_pair = tcp_pair(l);
+  const int number = old_pair.server.get();
+  Probe r1, w1;
+  r1.op.prep_recv(number, true, Probe::on_complete, &r1);
+  submit(*loop, r1.op);
+  const std::string big = pattern(8 << 20, 4);
+  IoSlice slice{big.data(), big.size()};
+  w1.op.prep_send(number, std::span<const IoSlice>(&slice, 1), Probe::on_complete, &w1);
+  submit(*loop, w1.op);
+  run_for(*loop, 5ms);  // nothing to read, no room to send: a poll armed for each side
+  REQUIRE_FALSE(r1.done());
+  REQUIRE_FALSE(w1.done());
+  cancel_and_wait(*loop, r1);
+  cancel_and_wait(*loop, w1);
+  auto new_pair = tcp_pair(l);  // made now, so that none of its fds takes the number
+  old_pair.server.reset();      // close(2), not through the loop
+  // The peer reads what was sent, then EOF, with the loop running but nothing new waiting
+  // on the number.
+  CHECK(peer_sees_eof(*loop, old_pair.client));
+  // The number's next file is watched afresh.
+  move_to_number(new_pair.server, number);
+  Fd server(number);
+  Probe r2;
+  r2.op.prep_recv(number, false, Probe::on_complete, &r2);
+  submit(*loop, r2.op);
+  run_for(*loop, 5ms);
+  CHECK_FALSE(r2.done());
+  write_all(new_pair.client.get(), "second file");
+  PP_RUN_UNTIL(*loop, r2.done());
+  check_probe(r2);
+  CHECK(r2.bytes == "second file");
+}
+
+TEST_CASE("libaio: close through the loop cancels the pending poll; its late event is ignored") {
+  auto loop = open_libaio();
+  if (!loop) return;
+  Listener l;
+  auto old_pair = tcp_pair(l);
+  const int number = old_pair.server.get();
+  Probe r1, w1;
+  r1.op.prep_recv(number, true, Probe::on_complete, &r1);
+  submit(*loop, r1.op);
+  run_for(*loop, 5ms);
+  // Fill the socket so that a send waits too: both sides have a poll pending.
+  const std::string big = pattern(8 << 20, 3);
+  IoSlice slice{big.data(), big.size()};
+  w1.op.prep_send(number, std::span<const IoSlice>(&slice, 1), Probe::on_complete, &w1);
+  submit(*loop, w1.op);
+  run_for(*loop, 5ms);
+  REQUIRE_FALSE(w1.done());
+  auto new_pair = tcp_pair(l);  // made first, so that none of its fds takes the number
+  close_and_wait(*loop, old_pair.server);
+  PP_RUN_UNTIL(*loop, r1.done() && w1.done());
+  CHECK(r1.last() == -ECANCELED);
+  CHECK(w1.last() == -ECANCELED);
+  // The cancelled polls released the file: the peer sees the connection end.
+  CHECK(peer_sees_eof(*loop, old_pair.client));
+  // A new connection on the same number: the cancelled polls' events (res 0, possibly still
+  // to come) must not touch it; its own waits work.
+  move_to_number(new_pair.server, number);
+  Fd server(number);
+  Probe r2;
+  r2.op.prep_recv(number, true, Probe::on_complete, &r2);
+  submit(*loop, r2.op);
+  run_for(*loop, 20ms);
+  CHECK(r2.results.empty());
+  write_all(new_pair.client.get(), "fresh");
+  PP_RUN_UNTIL(*loop, r2.bytes == "fresh");
+  cancel_and_wait(*loop, r2);
+  check_probe(r2);
+}
+
+TEST_CASE("libaio: a context that fills up grows; every wait completes, posts still wake") {
+  // A small context (queue_depth 8) and a few hundred waiting recvs: the kernel refuses
+  // io_submit with EAGAIN once its ring is full, and the loop must replace the context by a
+  // bigger one, re-submitting every poll (the wake-up's too) without losing an event.
+  rlimit lim{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &lim) == 0);
+  constexpr int kWaiting = 400;
+  if (lim.rlim_cur < 2 * kWaiting + 256 && lim.rlim_max >= 2 * kWaiting + 256) {
+    lim.rlim_cur = 2 * kWaiting + 256;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  LoopOptions opts;
+  opts.queue_depth = 8;
+  auto loop = open_libaio(opts);
+  if (!loop) return;
+  Listener l;
+  std::vector<TcpPair> pairs;
+  std::vector<std::unique_ptr<Probe>> recvs;
+  for (int i = 0; i < kWaiting; ++i) {
+    pairs.push_back(tcp_pair(l));
+    recvs.push_back(std::make_unique<Probe>());
+    recvs.back()->op.prep_recv(pairs.back().server.get(), true, Probe::on_complete,
+                               recvs.back().get());
+    submit(*loop, recvs.back()->op);
+  }
+  run_for(*loop, 20ms);  // every recv waits: kWaiting polls in the kernel at once
+  for (auto& r : recvs) CHECK(r->results.empty());
+  // Each connection's message is its index (GCC 12 misreads "m" + std::to_string(i) under
+  // -Werror=restrict).
+  for (int i = 0; i < kWaiting; ++i) write_all(pairs[i].client.get(), std::to_string(i));
+  PP_RUN_UNTIL(*loop, std::all_of(recvs.begin(), recvs.end(),
+                                  [](const auto& r) { return !r->bytes.empty(); }));
+  for (int i = 0; i < kWaiting; ++i) CHECK(recvs[i]->bytes == std::to_string(i));
+  // The wake-up poll lives in the new context too.
+  std::atomic<bool> ran{false};
+  std::thread poster([&] {
+    std::this_thread::sleep_for(20ms);
+    loop->post([&] { ran = true; });
+  });
+  auto start = Clock::now();
+  while (!ran && Clock::now() - start < 5s) loop->run_once(-1ns);
+  poster.join();
+  CHECK(ran);
+  for (auto& r : recvs) {
+    Probe c;
+    c.op.prep_cancel(&r->op, Probe::on_complete, &c);
+    submit(*loop, c.op);
+    PP_RUN_UNTIL(*loop, c.done() && r->done());
+    check_probe(*r);
+  }
+}
+#endif  // !PP_TEST_KQUEUE_EMULATION

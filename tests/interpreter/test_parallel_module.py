@@ -83,7 +83,7 @@ def test_flags_mix_with_python_flags(pp, tmp_path):
     (["--workers", "many"], "--workers expects a whole number"),
     (["--workers", "-1"], "--workers expects a whole number"),
     (["--workers=100000"], "--workers expects a whole number"),
-    (["--backend", "iocp"], "--backend expects one of auto, io_uring, epoll"),
+    (["--backend", "iocp"], "--backend expects one of auto, io_uring, libaio, epoll"),
     (["--numa-policy", "3-1"], "--numa-policy expects compact"),
     (["--numa-policy", "node:x"], "--numa-policy expects compact"),
     (["--wrokers", "2"], "unknown option '--wrokers'"),

@@ -137,13 +137,13 @@ def test_workers_from_environment():
 
 # -- backends, many connections ----------------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["io_uring", "epoll"])
+@pytest.mark.parametrize("backend", ["io_uring", "libaio", "epoll"])
 def test_backends(backend):
     try:
         srv = ServerProcess(EXAMPLES / "hello.py", backend=backend)
     except RuntimeError as exc:
-        if backend == "io_uring" and "unavailable" in str(exc).lower():
-            pytest.skip(f"io_uring unavailable here: {exc}")
+        if backend in ("io_uring", "libaio") and "unavailable" in str(exc).lower():
+            pytest.skip(f"{backend} unavailable here: {exc}")
         raise
     try:
         with srv.connect() as s:

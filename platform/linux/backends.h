@@ -29,7 +29,10 @@ std::unique_ptr<Loop> open_aio_loop(const LoopOptions& options, std::string& why
 /// it is the choice between AIO poll (one io_submit of re-armed polls per turn, completions
 /// reaped from a user-space ring) and epoll (persistent edge-triggered registrations). Set
 /// it from measurements of the two (bench/backends.py); `--backend libaio` works either way.
-inline constexpr bool kLibaioInAutomaticLadder = true;
+/// Off: measured here, libaio spent the same CPU per request as epoll without pipelining
+/// (1.00x) and more with it (1.08x), at 0.82-0.88x epoll's requests/s: AIO poll allocates
+/// and locks per armed poll where epoll's registration persists. It does not earn a rung.
+inline constexpr bool kLibaioInAutomaticLadder = false;
 
 /// PYPARALLEL_DISABLE_LIBAIO=1: act as if the AIO syscalls were blocked, so that the
 /// automatic ladder's fall-through to epoll can be exercised on any host (tests, operators).

@@ -110,10 +110,7 @@ PyObject* fn_submit_work(PyObject*, PyObject* args, PyObject* kwargs) {
     // The captured references go with this closure, still attached.
     func = rest = callback = errback = Ref();
   };
-  if (!post_to_runtime(std::move(work))) {
-    PyErr_SetString(names().parallel_error, "submit_work() needs a running runtime (run())");
-    return nullptr;
-  }
+  if (!post_to_runtime(std::move(work))) return raise_refused();
   Py_RETURN_NONE;
 }
 
@@ -165,8 +162,11 @@ PyObject* fn_call_from_main_thread_and_wait(PyObject*, PyObject* args) {
   // Detached while waiting: the main thread needs to run Python (and, on a GIL build,
   // to hold the GIL) to answer us.
   Py_BEGIN_ALLOW_THREADS
-  std::unique_lock lock(slot->m);
-  slot->cv.wait(lock, [&] { return slot->done; });
+  {
+    // Unlocked before re-attaching: the main thread takes this mutex attached.
+    std::unique_lock lock(slot->m);
+    slot->cv.wait(lock, [&] { return slot->done; });
+  }
   Py_END_ALLOW_THREADS
   if (slot->exc) {
     restore_exception(slot->exc);
@@ -204,7 +204,8 @@ PyMethodDef runtime_methods[] = {
     {"submit_work", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_submit_work)),
      METH_VARARGS | METH_KEYWORDS,
      "submit_work(func, *args, callback=None, errback=None)\n--\n\nRun func(*args) on a worker; "
-     "pass its result to callback, or its exception to errback."},
+     "pass its result to callback, or its exception to errback. Any thread. Raises ParallelError "
+     "unless run() is serving (not yet, or stop() was asked); work it accepted always runs."},
     {"call_from_main_thread", fn_call_from_main_thread, METH_VARARGS,
      "call_from_main_thread(func, *args)\n--\n\nQueue func(*args) for the main thread."},
     {"call_from_main_thread_and_wait", fn_call_from_main_thread_and_wait, METH_VARARGS,

@@ -229,8 +229,13 @@ PyType_Slot file_response_slots[] = {
 
 // ---- Timer --------------------------------------------------------------------------
 
-/// A timer's engine side. Shared by the Timer object (to cancel it) and the loop
-/// it runs on (which keeps it alive while armed through `self`).
+/// A timer's engine side, shared by the Timer object (to cancel it), the runtime (while it
+/// waits for run() or for a worker to arm it) and the loop it is armed on.
+///
+/// The loop's thread owns everything below `loop`. The timer's two operations each get
+/// exactly one last completion, in either order (the engine's contract), so the timer
+/// keeps itself alive (`self`) until neither is in flight: a cancel that outlived its
+/// victim's memory would be a use after free.
 struct TimerState {
   Operation op;
   Operation cancel_op;
@@ -238,41 +243,108 @@ struct TimerState {
   Ref args;
   std::chrono::nanoseconds due{};
   std::chrono::nanoseconds period{};
-  Loop* loop = nullptr;
-  bool armed = false;
+  // cancel() (any thread) sets `cancelled` then reads `loop`; arm_timer (the loop's thread)
+  // publishes `loop` then reads `cancelled`. Both sequentially consistent, so at least one
+  // sees the other: either the arm backs off, or cancel() finds the loop to cancel it on.
+  std::atomic<Loop*> loop{nullptr};
   std::atomic<bool> cancelled{false};
-  std::shared_ptr<TimerState> self;  // set while armed
+  WorkerLocal* owner = nullptr;  // the registry it is in while an operation is in flight
+  bool armed = false;            // `op` in flight
+  bool cancelling = false;       // `cancel_op` in flight
+  std::shared_ptr<TimerState> self;
 
   static void fired(Operation& op, const Completion& c) {
     auto* t = static_cast<TimerState*>(op.user);
-    std::shared_ptr<TimerState> keep = std::move(t->self);
+    std::shared_ptr<TimerState> keep = t->self;  // whatever the callback drops
     t->armed = false;
-    if (c.result < 0 || t->cancelled) {
-      ensure_attached();  // `keep` may drop the last reference to Python objects
-      return;
-    }
     ensure_attached();
-    Ref r(PyObject_Call(t->func.get(), t->args.get(), nullptr));
-    if (!r) log_exception("timer callback raised", fetch_exception());
-    if (t->period.count() > 0 && !t->cancelled) {
-      t->due = t->period;
-      arm_timer(keep, *t->loop);
+    if (c.result >= 0 && !t->cancelled) {
+      Ref r(PyObject_Call(t->func.get(), t->args.get(), nullptr));
+      if (!r) log_exception("timer callback raised", fetch_exception());
+      if (t->period.count() > 0) {
+        t->due = t->period;
+        arm_timer(keep, *t->loop.load());
+      }
     }
+    t->settle();
+  }
+
+  static void cancel_done(Operation& op, const Completion&) {
+    auto* t = static_cast<TimerState*>(op.user);
+    std::shared_ptr<TimerState> keep = t->self;
+    t->cancelling = false;
+    ensure_attached();
+    t->settle();
+  }
+
+  /// Loop thread: cancels the armed operation (its completion ends the timer).
+  void cancel_on_loop() {
+    if (!armed || cancelling) return;
+    cancelling = true;
+    cancel_op.prep_cancel(&op, &TimerState::cancel_done, this);
+    loop.load()->submit(cancel_op);
+  }
+
+  /// Loop thread, attached: once neither operation is in flight the timer is over (a
+  /// periodic one re-arms before this): its references go now, and so does its claim
+  /// on itself, which may free it.
+  void settle() {
+    if (armed || cancelling) return;
+    if (owner) {
+      owner->timers.erase(this);
+      owner = nullptr;
+    }
+    func = Ref();
+    args = Ref();
+    std::shared_ptr<TimerState> last = std::move(self);
   }
 };
 
 void arm_timer(const std::shared_ptr<TimerState>& timer, Loop& loop) {
-  if (timer->cancelled) return;
-  timer->loop = &loop;
+  WorkerLocal* local = worker_local();
+  timer->loop.store(&loop);
+  if (timer->cancelled.load() || !local || local->stopping) {
+    // Cancelled before it was armed, or the runtime is stopping: it never fires.
+    timer->cancelled = true;
+    if (!timer->armed && !timer->cancelling && !timer->self) {
+      timer->func = Ref();
+      timer->args = Ref();
+    }
+    return;
+  }
+  if (!timer->owner) {
+    timer->owner = local;
+    local->timers.insert(timer.get());
+  }
   timer->self = timer;
   timer->armed = true;
   timer->op.prep_timeout(timer->due, &TimerState::fired, timer.get());
   loop.submit(timer->op);
 }
 
-namespace {
+void stop_timers(WorkerLocal& local) {
+  local.stopping = true;
+  for (TimerState* t : local.timers) {
+    t->cancelled = true;
+    t->cancel_on_loop();
+  }
+}
 
-std::vector<std::shared_ptr<TimerState>> pending_timers;
+void release_timers(WorkerLocal& local) {
+  // In flight past the drain deadline: the loop is destroyed next without completing (or
+  // touching) their operations, so nothing will settle them but this.
+  auto timers = std::exchange(local.timers, {});
+  for (TimerState* t : timers) {
+    t->cancelled = true;
+    t->armed = t->cancelling = false;
+    t->owner = nullptr;
+    t->func = Ref();
+    t->args = Ref();
+    std::shared_ptr<TimerState> last = std::move(t->self);
+  }
+}
+
+namespace {
 
 struct TimerObject {
   PyObject_HEAD
@@ -282,14 +354,13 @@ struct TimerObject {
 PyObject* timer_cancel(PyObject* self, PyObject*) {
   std::shared_ptr<TimerState> t = *reinterpret_cast<TimerObject*>(self)->state;
   if (t->cancelled.exchange(true)) Py_RETURN_NONE;
-  // The loop owns the operation: cancel it from the loop's own thread.
-  if (t->loop) {
-    t->loop->post([t] {
-      ensure_attached();  // this lambda may hold the last reference to the timer's objects
-      if (!t->armed) return;
-      t->cancel_op.prep_cancel(&t->op, [](Operation&, const Completion&) {}, nullptr);
-      t->loop->submit(t->cancel_op);
-    });
+  if (Loop* loop = t->loop.load()) {
+    // The loop owns the operation: cancel it from the loop's own thread. Refused when
+    // that runtime is stopping or gone; its stop cancels the timer anyway.
+    post_to_loop(loop, [t] { t->cancel_on_loop(); });
+  } else {
+    // Waiting for run(), or for the worker about to arm it (which now backs off).
+    forget_pending_timer(t.get());
   }
   Py_RETURN_NONE;
 }
@@ -303,7 +374,9 @@ void timer_dealloc(PyObject* self) {
 }
 
 PyMethodDef timer_methods[] = {
-    {"cancel", timer_cancel, METH_NOARGS, "cancel()\n--\n\nStop the timer."},
+    {"cancel", timer_cancel, METH_NOARGS,
+     "cancel()\n--\n\nStop the timer: it does not fire again and lets go of func and args. "
+     "Any thread; a no-op once the timer is over."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -330,10 +403,6 @@ PyType_Spec timer_spec = {"parallel.Timer", sizeof(TimerObject), 0,
                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, timer_slots};
 
 std::vector<Ref>& endpoints() { return registered; }
-
-std::vector<std::shared_ptr<TimerState>> take_pending_timers() {
-  return std::exchange(pending_timers, {});
-}
 
 // ---- module functions ---------------------------------------------------------------
 
@@ -473,13 +542,9 @@ PyObject* fn_timer(PyObject*, PyObject* args) {
   auto* t = PyObject_New(TimerObject, names().timer_type);
   if (!t) return nullptr;
   t->state = new std::shared_ptr<TimerState>(state);
-  if (runtime_running()) {
-    post_to_runtime([state]() {
-      ensure_attached();
-      if (Loop* loop = current_loop()) arm_timer(state, *loop);
-    });
-  } else {
-    pending_timers.push_back(state);
+  if (!start_timer(state)) {
+    Py_DECREF(t);
+    return raise_refused();
   }
   return reinterpret_cast<PyObject*>(t);
 }

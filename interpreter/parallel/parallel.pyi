@@ -47,18 +47,31 @@ class Client:
     port: int
 
 class Transport:
-    """One connection, as protocol callbacks see it."""
+    """One connection, as protocol callbacks see it.
+
+    A connection belongs to one worker, the thread its callbacks run on. Its transport
+    may be kept and used from any thread (a ``threading`` thread pushing data, another
+    connection's callback, ``submit_work``): ``sendfile``, ``ranged_sendfile`` and
+    ``close`` called off that worker check their arguments and raise at once (bad file,
+    bad range, TransportClosedError), then return while the worker carries them out, in
+    the order they were made. If the connection closes before the worker gets to one,
+    it is dropped, as bytes already queued are when a connection fails. ``closed`` may be
+    read anywhere; ``peer`` and the ``http_*`` attributes only on the worker (elsewhere
+    ``peer`` raises ParallelError: read it in ``connection_made`` and keep it).
+    """
 
     http_headers: dict[str, str]  # http11 only: lower-case names
     http_method: str
     http_path: str
     http_query: str
     http_version: str
-    peer: tuple[str, int]  # the remote (host, port)
+    peer: tuple[str, int]  # the remote (host, port); the connection's worker only
     closed: bool  # True once the connection is gone (methods then raise TransportClosedError)
     def sendfile(self, before: Sendable | None, path: str, after: Sendable | None) -> None:
         """Queue ``before``, the whole file at ``path`` (page cache -> socket, never
-        through Python) and ``after``. Raises FileNotFoundError / ParallelError."""
+        through Python) and ``after``. Raises FileNotFoundError / ParallelError;
+        TransportClosedError once the connection is gone (or, off the worker, once the
+        runtime is stopping)."""
     def ranged_sendfile(
         self, before: Sendable | None, path: str, after: Sendable | None, offset: int, nbytes: int
     ) -> None:
@@ -66,7 +79,7 @@ class Transport:
         is past the end of the file."""
     sendfile_ranged = ranged_sendfile
     def close(self) -> None:
-        """Close after what is queued has been sent."""
+        """Close after what is queued has been sent. Any thread; a no-op once closed."""
 
 class Response:
     """An explicit HTTP response for http11 protocols."""
@@ -115,13 +128,22 @@ def submit_work(
     *args: Any,
     callback: Callable[[Any], None] | None = None,
     errback: Callable[[BaseException], None] | None = None,
-) -> None: ...
+) -> None:
+    """Run ``func(*args)`` on a worker and pass its result to ``callback`` (or its
+    exception to ``errback``). Callable from any thread while ``run()`` serves; work it
+    accepted always runs, before ``run()`` returns. Raises ParallelError ("the runtime is
+    not running" / "the runtime is stopping") before ``run()``, once ``stop()`` was asked,
+    and after ``run()`` returned."""
 def call_from_main_thread(func: Callable[..., Any], *args: Any) -> None: ...
 def call_from_main_thread_and_wait(func: Callable[..., Any], *args: Any) -> Any: ...
 
 class Timer:
-    def cancel(self) -> None: ...
+    def cancel(self) -> None:
+        """Stop the timer: it does not fire again, and lets go of ``func`` and ``args``.
+        Any thread; a no-op once the timer is over."""
 
 def timer(duetime: float, period: float, func: Callable[..., Any], *args: Any) -> Timer:
     """Call ``func(*args)`` on a worker after ``duetime`` seconds, then every ``period``
-    seconds (0: once)."""
+    seconds (0: once). Made before ``run()``, it starts when ``run()`` begins. Timers end
+    with the run: ``stop()`` cancels them and ``run()`` returns having released their
+    ``func`` and ``args``. Raises ParallelError once ``stop()`` was asked."""

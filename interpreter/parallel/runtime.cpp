@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <shared_mutex>
 
 #include "core/limit_options.h"
 #include "core/acceptor.h"
@@ -32,6 +33,7 @@ struct ThreadContext {
   bool attached = false;
   Loop* loop = nullptr;
   Counters* counters = nullptr;
+  WorkerLocal* local = nullptr;
 };
 thread_local ThreadContext* this_thread = nullptr;
 
@@ -60,6 +62,8 @@ Counters& thread_counters() {
 
 Loop* current_loop() { return this_thread ? this_thread->loop : nullptr; }
 
+WorkerLocal* worker_local() { return this_thread ? this_thread->local : nullptr; }
+
 namespace {
 
 // ---- a worker's serving state -------------------------------------------------------
@@ -84,12 +88,17 @@ struct WorkerState {
   ConnectionSet connections;
   std::vector<std::unique_ptr<Acceptor>> acceptors;
   std::vector<std::unique_ptr<Connector>> connectors;
+  WorkerLocal local;
+  /// Functions posted through the runtime's gate that have not run yet: the drain
+  /// waits for them, since their posters were told they would run.
+  std::atomic<unsigned> posts_pending{0};
 
-  /// Opens this thread's listeners (SO_REUSEPORT) and starts clients, timers.
+  /// Opens this thread's listeners (SO_REUSEPORT) and starts clients.
   bool setup(Loop& l, unsigned index, unsigned count, std::string& error) {
     loop = &l;
     context.loop = &l;
     context.counters = &counters;
+    context.local = &local;
     unsigned client_no = 0;
     for (Ref& ref : endpoints()) {
       auto* e = reinterpret_cast<EndpointObject*>(ref.get());
@@ -145,40 +154,104 @@ struct WorkerState {
     w.connections.add(make_connection(*w.loop, c->sock, w.connections, *c->client->protocol));
   }
 
-  /// Graceful stop: no new connections; open ones finish their sends and close.
+  /// Graceful stop: no new connections; open ones finish their sends and close;
+  /// timers are cancelled.
   void begin_stop() {
     for (auto& a : acceptors) a->stop();
     connections.close_all();
+    stop_timers(local);
   }
 
   bool busy() const {
     if (connections.busy()) return true;
+    if (posts_pending.load(std::memory_order_acquire) > 0 || !local.timers.empty()) return true;
     for (auto& a : acceptors)
       if (a->active()) return true;
     for (auto& c : connectors)
       if (!c->done) return true;
     return false;
   }
+
+  /// Last act on this thread, attached: everything holding Python references goes
+  /// while the thread state (and the interpreter) still exist. Connections still open
+  /// after the drain deadline are dropped here.
+  void teardown() {
+    acceptors.clear();
+    connectors.clear();
+    connections.drop_all();
+    release_timers(local);
+    local.route_names.clear();
+  }
 };
 
 // ---- the process-wide runtime ------------------------------------------------------
+
+/// Where the runtime stands for work handed to its loops from other threads.
+enum class Gate {
+  closed,    // not running: nothing is accepted (timers wait for run())
+  open,      // serving: posts go to the loops
+  stopping,  // stop() was asked and run() is draining: refused
+};
 
 struct Runtime {
   std::mutex mutex;
   std::condition_variable wake_main;
   std::deque<std::function<void()>> main_queue;  // guarded by mutex
+  bool main_open = false;                        // guarded by mutex: post_to_main accepts
   std::atomic<bool> running{false};
   std::atomic<bool> stop_requested{false};
+  // Posting from any thread. A post holds `gate_mutex` shared while it reads `workers`
+  // and posts to a loop; opening and closing the gate hold it exclusively. So a loop is
+  // posted to only while it and its WorkerState live, and nothing is accepted that the
+  // drain will not run: the gate closes before the drain starts.
+  std::shared_mutex gate_mutex;
+  Gate gate = Gate::closed;  // guarded by gate_mutex
   std::atomic<unsigned> next_worker{0};
-  std::vector<std::unique_ptr<WorkerState>> workers;  // fixed once run() has started them
+  std::vector<std::shared_ptr<TimerState>> pending_timers;  // guarded by gate_mutex
+  std::vector<std::unique_ptr<WorkerState>> workers;  // fixed while the gate is not closed
   std::vector<std::unique_ptr<Counters>> counters;    // the last run's, kept for stats()
-  WorkerPool* pool = nullptr;
-  Loop* main_loop = nullptr;  // workers=0
 };
 
 Runtime& rt() {
   static Runtime* r = new Runtime;  // never destroyed: threads may outlive static teardown
   return *r;
+}
+
+// Posts `fn` to `ws`'s loop, counted until it has run. The gate is held and open.
+void post_locked(WorkerState& ws, std::function<void()> fn) {
+  ws.posts_pending.fetch_add(1, std::memory_order_relaxed);
+  ws.loop->post([&ws, fn = std::move(fn)]() mutable {
+    ensure_attached();
+    fn();
+    fn = nullptr;  // its captures may hold Python references: released here, attached
+    ws.posts_pending.fetch_sub(1, std::memory_order_release);
+  });
+}
+
+WorkerState& next_worker_locked() {
+  Runtime& r = rt();
+  return *r.workers[r.next_worker.fetch_add(1, std::memory_order_relaxed) % r.workers.size()];
+}
+
+void post_arm_locked(const std::shared_ptr<TimerState>& timer) {
+  post_locked(next_worker_locked(), [timer] {
+    if (Loop* loop = current_loop()) arm_timer(timer, *loop);
+  });
+}
+
+// Opens the gate once every runtime thread is set up, and hands them the timers made
+// while it was closed. Attached (the pending list's references are dropped here).
+void open_gate() {
+  Runtime& r = rt();
+  std::unique_lock lock(r.gate_mutex);
+  r.gate = Gate::open;
+  for (auto& t : std::exchange(r.pending_timers, {})) post_arm_locked(t);
+}
+
+void set_gate(Gate g) {
+  Runtime& r = rt();
+  std::unique_lock lock(r.gate_mutex);
+  r.gate = g;
 }
 
 std::atomic<bool> sigterm_seen{false};
@@ -203,8 +276,13 @@ void drain_main_queue() {
 void wait_main(std::chrono::milliseconds timeout) {
   Runtime& r = rt();
   Py_BEGIN_ALLOW_THREADS
-  std::unique_lock lock(r.mutex);
-  r.wake_main.wait_for(lock, timeout, [&] { return !r.main_queue.empty() || r.stop_requested; });
+  {
+    // Unlocked before re-attaching: a worker holding the GIL (or, free-threaded, taking
+    // part in a stop-the-world pause) may be waiting for this mutex in post_to_main.
+    std::unique_lock lock(r.mutex);
+    r.wake_main.wait_for(lock, timeout,
+                         [&] { return !r.main_queue.empty() || r.stop_requested; });
+  }
   Py_END_ALLOW_THREADS
 }
 
@@ -327,10 +405,9 @@ PyObject* run_on_main_thread(const Choice& choice) {
   this_thread = &ws->context;
   std::string error;
   bool ok = ws->setup(*opened.loop, 0, 1, error);
-  r.main_loop = opened.loop.get();
   r.workers.push_back(std::move(ws));
   WorkerState& w = *r.workers.back();
-  for (auto& t : take_pending_timers()) arm_timer(t, *opened.loop);
+  if (ok) open_gate();
   r.running = true;
   bool stop = !ok;
   if (!ok) PyErr_SetString(names().parallel_error, error.c_str());
@@ -342,6 +419,7 @@ PyObject* run_on_main_thread(const Choice& choice) {
     check_signals(stop);  // an error a signal handler raised stays set: re-raised below
   }
   Ref pending = PyErr_Occurred() ? fetch_exception() : Ref();
+  set_gate(Gate::stopping);
   w.begin_stop();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (w.busy() && std::chrono::steady_clock::now() < deadline) {
@@ -350,9 +428,12 @@ PyObject* run_on_main_thread(const Choice& choice) {
     ensure_attached();
   }
   ensure_attached();
+  // Now, not in a thread_local or static destructor: the interpreter may be finalized
+  // right after run() returns.
+  w.teardown();
   r.running = false;
-  r.workers.clear();  // connections left after the deadline are dropped here
-  r.main_loop = nullptr;
+  set_gate(Gate::closed);
+  r.workers.clear();
   this_thread = nullptr;
   if (pending) {
     restore_exception(pending);
@@ -391,8 +472,6 @@ PyObject* run_on_workers(const Choice& choice) {
     r.counters.push_back(std::make_unique<Counters>());
     r.workers.push_back(std::make_unique<WorkerState>(*r.counters.back(), choice.limits));
   }
-  auto timers = take_pending_timers();
-
   WorkerPoolConfig config;
   config.count = choice.workers;
   config.backend = choice.backend;
@@ -407,11 +486,7 @@ PyObject* run_on_workers(const Choice& choice) {
     WorkerState& ws = *r.workers[w.index()];
     if (!ws.context.tstate) return;
     ensure_attached();
-    // Python objects of connections still open after the drain deadline go here,
-    // while this thread can still release them.
-    ws.acceptors.clear();
-    ws.connectors.clear();
-    ws.connections.drop_all();
+    ws.teardown();
     PyThreadState_Clear(ws.context.tstate);
     PyThreadState_DeleteCurrent();
     ws.context.tstate = nullptr;
@@ -425,7 +500,7 @@ PyObject* run_on_workers(const Choice& choice) {
   Py_BEGIN_ALLOW_THREADS  // workers attach during set-up; a GIL build would deadlock
   started = pool.start(
       std::move(config),
-      [&r, interp, &timers, n = choice.workers](Worker& w, std::string& err) {
+      [&r, interp, n = choice.workers](Worker& w, std::string& err) {
         WorkerState& ws = *r.workers[w.index()];
         // Created here, on the worker's own thread; the pool starts workers one at a
         // time, so thread-state creation never races.
@@ -433,10 +508,6 @@ PyObject* run_on_workers(const Choice& choice) {
         this_thread = &ws.context;
         set_parallel_thread(true);
         if (!ws.setup(w.loop(), w.index(), n, err)) return false;
-        for (std::size_t i = w.index(); i < timers.size(); i += n) {
-          ensure_attached();
-          arm_timer(timers[i], w.loop());
-        }
         WorkerState* wp = &ws;
         w.on_stop([wp] { wp->begin_stop(); });
         w.set_busy_check([wp] { return wp->busy(); });
@@ -449,8 +520,11 @@ PyObject* run_on_workers(const Choice& choice) {
     PyErr_SetString(names().parallel_error, error.c_str());
     return nullptr;
   }
-  timers.clear();  // the workers hold their own references now; drop ours while attached
-  r.pool = &pool;
+  {
+    std::lock_guard lock(r.mutex);
+    r.main_open = true;
+  }
+  open_gate();
   r.running = true;
   pp::log("{}", pool.backend_reason());
   pp::log("{} worker{} running (numa policy {})", pool.size(), pool.size() == 1 ? "" : "s",
@@ -463,6 +537,7 @@ PyObject* run_on_workers(const Choice& choice) {
     check_signals(stop);
   }
   Ref pending = PyErr_Occurred() ? fetch_exception() : Ref();
+  set_gate(Gate::stopping);
   pool.stop();
   // Workers may be waiting on call_from_main_thread_and_wait while they drain: keep
   // serving the main queue until every worker has exited.
@@ -480,7 +555,11 @@ PyObject* run_on_workers(const Choice& choice) {
   joiner.join();
   Py_END_ALLOW_THREADS
   r.running = false;
-  r.pool = nullptr;
+  set_gate(Gate::closed);
+  {
+    std::lock_guard lock(r.mutex);
+    r.main_open = false;
+  }
   drain_main_queue();
   r.workers.clear();
   if (pending) {
@@ -496,9 +575,9 @@ bool runtime_running() { return rt().running; }
 
 bool post_to_main(std::function<void()> fn) {
   Runtime& r = rt();
-  if (!r.running) return false;
   {
     std::lock_guard lock(r.mutex);
+    if (!r.main_open) return false;
     r.main_queue.push_back(std::move(fn));
   }
   r.wake_main.notify_all();
@@ -507,15 +586,65 @@ bool post_to_main(std::function<void()> fn) {
 
 bool post_to_runtime(std::function<void()> fn) {
   Runtime& r = rt();
-  if (!r.running) return false;
-  if (r.main_loop) {
-    r.main_loop->post(std::move(fn));
-    return true;
-  }
-  if (!r.pool || r.pool->size() == 0) return false;
-  unsigned i = r.next_worker.fetch_add(1, std::memory_order_relaxed) % r.pool->size();
-  r.pool->worker(i).loop().post(std::move(fn));
+  std::shared_lock lock(r.gate_mutex);
+  if (r.gate != Gate::open) return false;
+  post_locked(next_worker_locked(), std::move(fn));
   return true;
+}
+
+bool post_to_loop(Loop* loop, std::function<void()> fn) {
+  Runtime& r = rt();
+  std::shared_lock lock(r.gate_mutex);
+  if (r.gate != Gate::open) return false;
+  for (auto& ws : r.workers) {
+    if (ws->loop == loop) {
+      post_locked(*ws, std::move(fn));
+      return true;
+    }
+  }
+  return false;
+}
+
+PyObject* raise_refused() {
+  Runtime& r = rt();
+  Gate g;
+  {
+    std::shared_lock lock(r.gate_mutex);
+    g = r.gate;
+  }
+  PyErr_SetString(names().parallel_error, g == Gate::stopping ? "the runtime is stopping"
+                                                              : "the runtime is not running");
+  return nullptr;
+}
+
+bool start_timer(const std::shared_ptr<TimerState>& timer) {
+  Runtime& r = rt();
+  std::unique_lock lock(r.gate_mutex);
+  switch (r.gate) {
+    case Gate::closed:
+      r.pending_timers.push_back(timer);
+      return true;
+    case Gate::open:
+      post_arm_locked(timer);
+      return true;
+    case Gate::stopping:
+      break;
+  }
+  return false;
+}
+
+void forget_pending_timer(const TimerState* timer) {
+  Runtime& r = rt();
+  std::shared_ptr<TimerState> gone;  // dropped after the lock, by the attached caller
+  std::unique_lock lock(r.gate_mutex);
+  auto& v = r.pending_timers;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (it->get() == timer) {
+      gone = std::move(*it);
+      v.erase(it);
+      break;
+    }
+  }
 }
 
 void request_stop() {

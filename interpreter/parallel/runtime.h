@@ -17,6 +17,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/loop.h"
@@ -120,9 +123,41 @@ struct Counters {
 /// The calling thread's worker counters (a dummy set off runtime threads).
 Counters& thread_counters();
 
+struct TimerState;
+
+/// Hashes std::string keys and finds them by string_view (no string built per lookup).
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+/// What a runtime thread (a worker, or the main thread with workers=0) keeps for the
+/// Python side that holds Python references. It belongs to that thread's WorkerState,
+/// which empties it on that thread, attached, before the thread state goes (and, with
+/// workers=0, before run() returns): a thread_local would release its references after
+/// the thread state -- or, on the main thread, the interpreter -- is gone.
+struct WorkerLocal {
+  /// http11 route names as Python strings (session.cpp): no allocation per request.
+  std::unordered_map<std::string, Ref, StringHash, std::equal_to<>> route_names;
+  /// Timers with an operation in flight on this thread's loop (objects.cpp).
+  std::unordered_set<TimerState*> timers;
+  /// Set at stop: timers are no longer armed here.
+  bool stopping = false;
+};
+/// The calling runtime thread's WorkerLocal (null off runtime threads).
+WorkerLocal* worker_local();
+
 /// Runs `fn` on some runtime thread's loop (round-robin over workers; the main
-/// thread's loop with workers=0). False when the runtime is not running.
+/// thread's loop with workers=0), attached. Any thread. False, and `fn` is dropped on the
+/// caller's thread, unless the runtime is running and has not been asked to stop: an
+/// accepted function always runs, before run() returns.
 bool post_to_runtime(std::function<void()> fn);
+/// Like post_to_runtime, to the runtime thread whose loop is `loop`. False also when no
+/// runtime thread of this run has that loop (its runtime is gone).
+bool post_to_loop(pp::Loop* loop, std::function<void()> fn);
+/// Sets ParallelError saying why a post was refused ("the runtime is not running" or
+/// "the runtime is stopping") and returns null.
+PyObject* raise_refused();
 /// Runs `fn` on the main thread inside `run()`. False when not running.
 bool post_to_main(std::function<void()> fn);
 /// The calling runtime thread's loop (null off runtime threads).
@@ -155,11 +190,18 @@ pp::Connection* make_connection(pp::Loop& loop, Handle sock, pp::ConnectionSet& 
 /// connection_lost(None, exc) when it has one. Attaches itself.
 void report_connect_failure(const ProtocolInfo& info, const std::string& where,
                             std::int64_t error);
-/// Starts a timer on the calling runtime thread's loop (objects.cpp).
-struct TimerState;
+/// Starts a timer on the calling runtime thread's loop (objects.cpp). Attached.
 void arm_timer(const std::shared_ptr<TimerState>& timer, pp::Loop& loop);
-/// Timers made before run(): started on the workers when it begins.
-std::vector<std::shared_ptr<TimerState>> take_pending_timers();
+/// Hands a new timer to the runtime: armed on a worker now when running, or when run()
+/// begins if it is not running. False while the runtime is stopping.
+bool start_timer(const std::shared_ptr<TimerState>& timer);
+/// Drops a timer cancelled before run() began from the timers waiting for it.
+void forget_pending_timer(const TimerState* timer);
+/// At stop, on the runtime thread: cancels the timers armed on its loop (objects.cpp).
+void stop_timers(WorkerLocal& local);
+/// At teardown, on the runtime thread, attached: lets go of timers whose operations are
+/// still in flight (the loop is destroyed next, without completing them).
+void release_timers(WorkerLocal& local);
 /// Registered servers and clients (owned references), in registration order.
 std::vector<Ref>& endpoints();
 

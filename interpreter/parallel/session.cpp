@@ -1,10 +1,12 @@
 // interpreter/parallel/session.cpp -- one connection's Python side: the protocol
 // instance, its transport, and the callbacks that turn engine events into calls
 // and return values into bytes on the wire.
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <string>
-#include <unordered_map>
 
 #include "core/connection.h"
 #include "core/http/file_response.h"
@@ -21,14 +23,65 @@ namespace http = pp::http;
 class Session;
 
 /// parallel.Transport: what callbacks see of their connection.
+///
+/// Any thread may hold one; only the connection's worker (the thread whose loop is
+/// `loop`) touches the connection. Other threads read `session` only to see whether the
+/// connection is gone, and hand their calls to the worker with post_to_loop.
 struct TransportObject {
   PyObject_HEAD
-  Session* session;                // null once the connection is gone
-  const http::Request* request;    // http11: the request being answered
-  PyObject* headers;               // http11: lazily built http_headers dict
+  std::atomic<Session*> session;   // null once the connection is gone (set by its worker)
+  Loop* loop;                      // the connection's loop; fixed
+  const http::Request* request;    // http11: the request being answered (worker only)
+  PyObject* headers;               // http11: lazily built http_headers dict (worker only)
 };
 
 namespace {
+
+/// A sendfile call made ready on the calling thread, where its errors are raised: the
+/// file open, the range checked, before/after as bytes. Queued on the worker.
+struct PreparedSend {
+  std::string before;
+  std::string after;
+  Handle file = invalid_handle;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  PreparedSend() = default;
+  PreparedSend(PreparedSend&& o) noexcept
+      : before(std::move(o.before)),
+        after(std::move(o.after)),
+        file(std::exchange(o.file, invalid_handle)),
+        offset(o.offset),
+        length(o.length) {}
+  PreparedSend& operator=(PreparedSend&&) = delete;
+  ~PreparedSend() {
+    if (file != invalid_handle) close_file(file);  // never queued: its connection went first
+  }
+};
+
+bool prepare_send(PyObject* before, const char* path, PyObject* after, long long offset,
+                  long long nbytes, PreparedSend& out) {
+  std::uint64_t size = 0;
+  std::string error;
+  int code = 0;
+  out.file = open_file_for_send(path, size, error, &code);
+  if (out.file == invalid_handle) {
+    errno = -code;
+    PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+    return false;
+  }
+  if (offset < 0 || nbytes < -1 ||
+      (nbytes >= 0 && static_cast<std::uint64_t>(offset) + nbytes > size) ||
+      static_cast<std::uint64_t>(offset) > size) {
+    PyErr_Format(PyExc_ValueError,
+                 "range offset=%lld nbytes=%lld is past the end of '%s' (%llu bytes)", offset,
+                 nbytes, path, static_cast<unsigned long long>(size));
+    return false;
+  }
+  out.offset = static_cast<std::uint64_t>(offset);
+  out.length = nbytes < 0 ? size - offset : static_cast<std::uint64_t>(nbytes);
+  return (before == Py_None || append_sendable(before, out.before)) &&
+         (after == Py_None || append_sendable(after, out.after));
+}
 
 // Protocol callbacks that a URL must never reach in http11 mode.
 bool reserved_route(std::string_view name) {
@@ -53,22 +106,22 @@ std::string_view route_of(std::string_view path) {
   return path.substr(0, path.find('/'));
 }
 
-// Route names as Python strings, per worker thread: no lock, no allocation per request.
-struct RouteHash {
-  using is_transparent = void;  // find() by string_view: no string built per request
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
-PyObject* route_name(std::string_view route) {
-  thread_local std::unordered_map<std::string, Ref, RouteHash, std::equal_to<>> cache;
+// Route names as Python strings, cached per runtime thread: no lock, no allocation per
+// request. The cache is the worker's (WorkerLocal), emptied by its teardown while the
+// thread state exists; a thread_local would release the names after it (and, with
+// workers=0, after the interpreter's finalization).
+Ref route_name(std::string_view route) {
+  WorkerLocal* local = worker_local();
+  if (!local)
+    return Ref(PyUnicode_FromStringAndSize(route.data(), static_cast<Py_ssize_t>(route.size())));
+  auto& cache = local->route_names;
   auto it = cache.find(route);
-  if (it != cache.end()) return it->second.get();
+  if (it != cache.end()) return Ref::borrow(it->second.get());
   if (cache.size() > 4096) cache.clear();  // bounded: URLs are attacker-chosen
   Ref name(PyUnicode_FromStringAndSize(route.data(), static_cast<Py_ssize_t>(route.size())));
-  if (!name) return nullptr;
-  PyObject* raw = name.get();
-  cache.emplace(std::string(route), std::move(name));
-  return raw;
+  if (!name) return Ref();
+  cache.emplace(std::string(route), name);
+  return name;
 }
 
 }  // namespace
@@ -105,7 +158,8 @@ class Session {
       conn_.abort();
       return;
     }
-    t->session = this;
+    new (&t->session) std::atomic<Session*>(this);
+    t->loop = &conn_.loop();
     t->request = nullptr;
     t->headers = nullptr;
     transport_ = Ref(reinterpret_cast<PyObject*>(t));
@@ -172,8 +226,8 @@ class Session {
     std::string_view route = route_of(request.path);
     Ref method;
     if (!reserved_route(route)) {
-      PyObject* name = route_name(route);
-      if (name) method = Ref(PyObject_GetAttr(instance_.get(), name));
+      Ref name = route_name(route);
+      if (name) method = Ref(PyObject_GetAttr(instance_.get(), name.get()));
       if (!method || !PyCallable_Check(method.get())) {
         PyErr_Clear();
         method = Ref();
@@ -213,47 +267,16 @@ class Session {
   // ---- transport methods -----------------------------------------------------
 
   /// transport.sendfile / ranged_sendfile: queue before, the file range, after.
-  bool sendfile(PyObject* before, const char* path, PyObject* after, long long offset,
-                long long nbytes) {
-    std::uint64_t size = 0;
-    std::string error;
-    int code = 0;
-    Handle file = open_file_for_send(path, size, error, &code);
-    if (file == invalid_handle) {
-      errno = -code;
-      PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
-      return false;
-    }
-    if (offset < 0 || nbytes < -1 ||
-        (nbytes >= 0 && static_cast<std::uint64_t>(offset) + nbytes > size) ||
-        static_cast<std::uint64_t>(offset) > size) {
-      close_file(file);
-      PyErr_Format(PyExc_ValueError,
-                   "range offset=%lld nbytes=%lld is past the end of '%s' (%llu bytes)", offset,
-                   nbytes, path, static_cast<unsigned long long>(size));
-      return false;
-    }
-    std::uint64_t length = nbytes < 0 ? size - offset : static_cast<std::uint64_t>(nbytes);
-    std::string& buf = conn_.out().tail_buffer();
-    std::size_t mark = buf.size();
-    if (before != Py_None && !append_sendable(before, buf)) {
-      buf.resize(mark);
-      close_file(file);
-      return false;
-    }
-    std::string after_bytes;
-    if (after != Py_None && !append_sendable(after, after_bytes)) {
-      buf.resize(mark);
-      close_file(file);
-      return false;
-    }
-    Counters::bump(thread_counters().bytes_sent, buf.size() - mark + length + after_bytes.size());
-    conn_.out().append_file(file, static_cast<std::uint64_t>(offset), length, /*owned=*/true);
-    conn_.out().append(after_bytes);
+  /// Worker thread.
+  void queue_send(PreparedSend& p) {
+    conn_.out().tail_buffer().append(p.before);
+    Counters::bump(thread_counters().bytes_sent, p.before.size() + p.length + p.after.size());
+    conn_.out().append_file(std::exchange(p.file, invalid_handle), p.offset, p.length,
+                            /*owned=*/true);
+    conn_.out().append(p.after);
     ++sends_;
     raw_sent_ = true;
     conn_.flush();
-    return true;
   }
 
   void close() { conn_.close_after_send(); }
@@ -500,21 +523,54 @@ class HttpPyConnection final : public http::HttpConnection {
 // ---- the Transport type ----------------------------------------------------------
 
 Session* live_session(PyObject* self) {
-  auto* t = reinterpret_cast<TransportObject*>(self);
-  if (!t->session) {
-    PyErr_SetString(names().transport_closed_error, "the connection is closed");
+  Session* s = reinterpret_cast<TransportObject*>(self)->session.load();
+  if (!s) PyErr_SetString(names().transport_closed_error, "the connection is closed");
+  return s;
+}
+
+// True on the connection's worker, the only thread that may touch the connection.
+bool on_worker(PyObject* self) {
+  return current_loop() == reinterpret_cast<TransportObject*>(self)->loop;
+}
+
+// Runs `fn(session)` on the connection's worker, from another thread: false when the
+// runtime refuses (stopping, or gone). The transport stays alive until `fn` has run;
+// a connection that closes before then is skipped.
+template <class Fn>
+bool post_to_worker(PyObject* self, Fn fn) {
+  Ref keep = Ref::borrow(self);
+  return post_to_loop(reinterpret_cast<TransportObject*>(self)->loop, [keep, fn] {
+    if (Session* s = reinterpret_cast<TransportObject*>(keep.get())->session.load()) fn(*s);
+  });
+}
+
+PyObject* send_file(PyObject* self, PyObject* before, const char* path, PyObject* after,
+                    long long offset, long long nbytes) {
+  Session* s = live_session(self);
+  if (!s) return nullptr;
+  PreparedSend prepared;
+  if (!prepare_send(before, path, after, offset, nbytes, prepared)) return nullptr;
+  if (on_worker(self)) {
+    s->queue_send(prepared);
+    Py_RETURN_NONE;
+  }
+  // Another thread: the worker queues it. If the connection closes first, the send is
+  // dropped, as bytes already queued are when a connection fails. (Shared: std::function
+  // wants a copyable callable.)
+  auto p = std::make_shared<PreparedSend>(std::move(prepared));
+  if (!post_to_worker(self, [p](Session& session) { session.queue_send(*p); })) {
+    PyErr_SetString(names().transport_closed_error,
+                    "the connection is closed (the runtime is stopping)");
     return nullptr;
   }
-  return t->session;
+  Py_RETURN_NONE;
 }
 
 PyObject* transport_sendfile(PyObject* self, PyObject* args) {
   PyObject *before, *after;
   const char* path;
   if (!PyArg_ParseTuple(args, "OsO:sendfile", &before, &path, &after)) return nullptr;
-  Session* s = live_session(self);
-  if (!s || !s->sendfile(before, path, after, 0, -1)) return nullptr;
-  Py_RETURN_NONE;
+  return send_file(self, before, path, after, 0, -1);
 }
 
 PyObject* transport_ranged_sendfile(PyObject* self, PyObject* args) {
@@ -527,19 +583,23 @@ PyObject* transport_ranged_sendfile(PyObject* self, PyObject* args) {
     PyErr_SetString(PyExc_ValueError, "nbytes must be >= 0");
     return nullptr;
   }
-  Session* s = live_session(self);
-  if (!s || !s->sendfile(before, path, after, offset, nbytes)) return nullptr;
-  Py_RETURN_NONE;
+  return send_file(self, before, path, after, offset, nbytes);
 }
 
 PyObject* transport_close(PyObject* self, PyObject*) {
-  if (Session* s = reinterpret_cast<TransportObject*>(self)->session) s->close();
+  Session* s = reinterpret_cast<TransportObject*>(self)->session.load();
+  if (!s) Py_RETURN_NONE;
+  if (on_worker(self))
+    s->close();
+  else  // refused only while the runtime stops, which closes every connection itself
+    post_to_worker(self, [](Session& session) { session.close(); });
   Py_RETURN_NONE;
 }
 
 const http::Request* current_request(PyObject* self) {
   auto* t = reinterpret_cast<TransportObject*>(self);
-  if (!t->request) {
+  // Set and cleared by the worker around a handler: other threads never see one.
+  if (!on_worker(self) || !t->request) {
     PyErr_SetString(PyExc_AttributeError,
                     "HTTP request attributes exist only inside an http11 handler");
     return nullptr;
@@ -585,6 +645,13 @@ PyObject* transport_version(PyObject* self, void*) {
 PyObject* transport_peer(PyObject* self, void*) {
   Session* s = live_session(self);
   if (!s) return nullptr;
+  if (!on_worker(self)) {
+    // The socket is the worker's (it may be closed and its number reused at any moment).
+    PyErr_SetString(names().parallel_error,
+                    "transport.peer is read on the connection's worker (in its callbacks); "
+                    "keep it from connection_made for other threads");
+    return nullptr;
+  }
   std::string host;
   std::uint16_t port = 0;
   if (!peer_address(s->socket(), host, port)) {
@@ -595,7 +662,7 @@ PyObject* transport_peer(PyObject* self, void*) {
 }
 
 PyObject* transport_is_closed(PyObject* self, void*) {
-  return PyBool_FromLong(reinterpret_cast<TransportObject*>(self)->session == nullptr);
+  return PyBool_FromLong(reinterpret_cast<TransportObject*>(self)->session.load() == nullptr);
 }
 
 void transport_dealloc(PyObject* self) {

@@ -165,6 +165,25 @@ def tsan_check(tally: Tally) -> None:
     tally.add("tsan reports in patched code", int(clean), int(not clean))
 
 
+def tsan_runtime(tally: Tally) -> None:
+    """interpreter/tsan-runtime.sh: tests/parallel against a ThreadSanitizer build of the
+    runtime (build-tsan-runtime, on tsan_check's interpreter; ~1.5 minutes to build, ~2 to
+    run; PP_TSAN=1). One test per pytest test that ran, one for no TSan report in the
+    runtime."""
+    script = ROOT / "interpreter" / "tsan-runtime.sh"
+    code, out = run([str(script)], timeout=3600)
+    m = None
+    for m in re.finditer(r"^tsan-runtime: (\d+) passed, (\d+) failed tests; \d+ report\(s\) "
+                         r"in all, (\d+) in the runtime", out, re.M):
+        pass
+    passed, failed = (int(m[1]), int(m[2])) if m else (0, 0)
+    if code != 0 and failed == 0 and not (m and m[3] != "0"):
+        failed = 1  # broke outside any test (configure, build, pytest itself)
+    clean = bool(m) and m[3] == "0"
+    tally.add("tsan runtime tests", passed, failed + (passed + failed == 0))
+    tally.add("tsan reports in the runtime", int(clean), int(not clean))
+
+
 def fuzz(tally: Tally) -> None:
     """A bounded libFuzzer run of the HTTP parser (clang, ASan + UBSan)."""
     script = ROOT / "tests" / "fuzz" / "run-fuzz.sh"
@@ -197,9 +216,15 @@ def main() -> int:
         env["PP_GIL_BUILD_DIR"] = str(gil)
         env["PP_BUILD_DIRS"] = str(gil)
     pytest_suite("python", ["tests"], env, tally)
+    # libaio is a backend that `auto` never picks: the runtime's end-to-end suites on it.
+    pytest_suite("python-libaio", ["tests/parallel/test_pp_http11.py",
+                                   "tests/parallel/test_pp_callbacks.py",
+                                   "tests/parallel/test_pp_examples.py"],
+                 dict(env, PP_TEST_BACKEND="libaio"), tally)
     cpython_regrtest(build, tally)
     if os.environ.get("PP_TSAN") == "1":
         tsan_check(tally)
+        tsan_runtime(tally)
     if os.environ.get("PP_SKIP_FUZZ") != "1":
         fuzz(tally)
     for f in tally.failures:

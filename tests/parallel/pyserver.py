@@ -71,6 +71,9 @@ class ServerProcess:
         cmd = [str(self.exe)]
         if workers is not None:
             cmd += ["--workers", str(workers)]
+        # PP_TEST_BACKEND runs a whole suite on one backend (tests/run_all.py does so for
+        # libaio, which `auto` never picks).
+        backend = backend or os.environ.get("PP_TEST_BACKEND") or None
         if backend is not None:
             cmd += ["--backend", backend]
         cmd += [str(script), "--host", host, "--port", str(self.port), *map(str, args)]

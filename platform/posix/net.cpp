@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "platform/posix/socket_flags.h"
+
 namespace pp {
 namespace {
 
@@ -32,14 +34,9 @@ int stream_socket(int family) {
 #if defined(SOCK_NONBLOCK)
   return ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 #else
-  // macOS: no atomic flags on socket(2); nothing forks on an engine thread in between.
+  // macOS: no atomic flags on socket(2).
   int fd = ::socket(family, SOCK_STREAM, 0);
-  if (fd >= 0) {
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
-  }
+  if (fd >= 0) platform::set_engine_socket_flags(fd);
   return fd;
 #endif
 }

@@ -23,6 +23,7 @@
 #include <climits>
 
 #include "platform/posix/send_file.h"
+#include "platform/posix/socket_flags.h"
 #include "platform/posix/sigpipe.h"
 
 #ifndef MSG_NOSIGNAL
@@ -76,14 +77,9 @@ bool is_output(const Operation& op) {
 /// A new connection from `listener`, non-blocking and close-on-exec, or -1 with errno set.
 int accept_connection(int listener) {
 #if defined(__APPLE__)
-  // macOS has no accept4: set the flags afterwards (no fork can run on this thread between).
+  // macOS has no accept4: set the flags afterwards.
   int fd = ::accept(listener, nullptr, nullptr);
-  if (fd >= 0) {
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
-  }
+  if (fd >= 0) set_engine_socket_flags(fd);
   return fd;
 #else
   return ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);

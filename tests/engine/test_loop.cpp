@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -796,6 +797,43 @@ TEST_CASE("peer vanishing in the middle of a large send fails that send, without
     check_probe(s);
     CHECK((s.last() == -ECONNRESET || s.last() == -EPIPE));
   });
+}
+
+TEST_CASE("sendfile to a vanished peer is -EPIPE, never a SIGPIPE, whatever its disposition") {
+  // sendfile(2) has no MSG_NOSIGNAL: the backends block SIGPIPE on the loop's thread and
+  // consume it (core/loop.h). With the default disposition a raised SIGPIPE kills this
+  // process, so surviving is the assertion.
+  struct sigaction dfl {}, old {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGPIPE, &dfl, &old);
+  for_each_backend([](Loop& loop, const std::string&) {
+    // Each backend blocks SIGPIPE itself: undo what an earlier backend's loop did.
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_UNBLOCK, &pipe_set, nullptr);
+    Listener l;
+    auto p = tcp_pair(l);
+    TempFile f(8 << 20);
+    Probe first;
+    first.op.prep_sendfile(p.server.get(), f.fd.get(), 0, f.size, Probe::on_complete, &first);
+    submit(loop, first.op);
+    std::string got;
+    PP_RUN_UNTIL(loop, (read_available(p.client.get(), got), got.size() > 100'000));
+    close_with_reset(p.client);
+    PP_RUN_UNTIL(loop, first.done());
+    CHECK((first.last() == -ECONNRESET || first.last() == -EPIPE));
+    // The reset has been reported: every later write to the socket is EPIPE (+ SIGPIPE).
+    for (int i = 0; i < 3; ++i) {
+      Probe again;
+      again.op.prep_sendfile(p.server.get(), f.fd.get(), 0, 4096, Probe::on_complete, &again);
+      submit(loop, again.op);
+      PP_RUN_UNTIL(loop, again.done());
+      CHECK(again.last() == -EPIPE);
+    }
+  });
+  sigaction(SIGPIPE, &old, nullptr);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -87,8 +87,6 @@ struct WorkerState {
   Loop* loop = nullptr;
   ConnectionSet connections;
   std::vector<std::unique_ptr<Acceptor>> acceptors;
-  std::vector<EndpointObject*> clients_to_start;  // connected by serve()
-  bool stopping = false;                          // begin_stop ran: serve() does nothing
   std::vector<std::unique_ptr<Connector>> connectors;
   WorkerLocal local;
   /// Functions posted through the runtime's gate that have not run yet: the drain
@@ -118,22 +116,12 @@ struct WorkerState {
         acceptors.push_back(std::make_unique<Acceptor>(
             *loop, listener, connections,
             [lp, set, info](Handle sock) { return make_connection(*lp, sock, *set, *info); }));
+        acceptors.back()->start();
       } else if (client_no++ % count == index) {
-        clients_to_start.push_back(e);  // spread over the workers
+        start_client(e);  // spread over the workers; a failure is the protocol's to hear
       }
     }
     return true;
-  }
-
-  /// Starts accepting and connecting: the first Python callbacks may run from here on.
-  /// Called once the runtime's gate is open (after every worker is set up), so that a
-  /// callback's call_from_main_thread or submit_work is never refused as "not running"
-  /// while later workers are still starting. Nothing after begin_stop.
-  void serve() {
-    if (stopping) return;
-    for (auto& a : acceptors) a->start();
-    for (EndpointObject* e : std::exchange(clients_to_start, {}))
-      start_client(e);  // a failure is the protocol's to hear
   }
 
   void start_client(EndpointObject* e) {
@@ -169,7 +157,6 @@ struct WorkerState {
   /// Graceful stop: no new connections; open ones finish their sends and close;
   /// timers are cancelled.
   void begin_stop() {
-    stopping = true;
     for (auto& a : acceptors) a->stop();
     connections.close_all();
     stop_timers(local);
@@ -420,10 +407,7 @@ PyObject* run_on_main_thread(const Choice& choice) {
   bool ok = ws->setup(*opened.loop, 0, 1, error);
   r.workers.push_back(std::move(ws));
   WorkerState& w = *r.workers.back();
-  if (ok) {
-    open_gate();
-    w.serve();
-  }
+  if (ok) open_gate();
   r.running = true;
   bool stop = !ok;
   if (!ok) PyErr_SetString(names().parallel_error, error.c_str());
@@ -541,14 +525,6 @@ PyObject* run_on_workers(const Choice& choice) {
     r.main_open = true;
   }
   open_gate();
-  {
-    // Every worker is set up and the gate is open: now they may start running callbacks.
-    std::shared_lock lock(r.gate_mutex);
-    for (auto& ws : r.workers) {
-      WorkerState* wp = ws.get();
-      post_locked(*wp, [wp] { wp->serve(); });
-    }
-  }
   r.running = true;
   pp::log("{}", pool.backend_reason());
   pp::log("{} worker{} running (numa policy {})", pool.size(), pool.size() == 1 ? "" : "s",

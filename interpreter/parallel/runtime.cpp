@@ -497,6 +497,12 @@ PyObject* run_on_workers(const Choice& choice) {
   WorkerPool pool;
   std::string error;
   bool started;
+  {
+    // Open before the workers start: the first one serves (and may call the main thread)
+    // while later ones are still being set up. The main thread drains the queue below.
+    std::lock_guard lock(r.mutex);
+    r.main_open = true;
+  }
   Py_BEGIN_ALLOW_THREADS  // workers attach during set-up; a GIL build would deadlock
   started = pool.start(
       std::move(config),
@@ -516,13 +522,14 @@ PyObject* run_on_workers(const Choice& choice) {
       error);
   Py_END_ALLOW_THREADS
   if (!started) {
+    {
+      std::lock_guard lock(r.mutex);
+      r.main_open = false;
+    }
+    drain_main_queue();  // what a worker queued before start-up failed still runs
     r.workers.clear();
     PyErr_SetString(names().parallel_error, error.c_str());
     return nullptr;
-  }
-  {
-    std::lock_guard lock(r.mutex);
-    r.main_open = true;
   }
   open_gate();
   r.running = true;

@@ -206,28 +206,11 @@ void Connection::maybe_finish() {
 void Connection::check_deadline(std::uint64_t now) {
   if (finished_ || aborted_) return;
   if (!out_.idle()) {
-    std::uint64_t t = owner_.ticks(owner_.limits().send_timeout);
+    std::uint64_t t = owner_.send_ticks_;
     if (t && now - send_since_ >= t) abort(-ETIMEDOUT);
     return;
   }
-  std::chrono::milliseconds timeout{0};
-  switch (wait_) {
-    case Wait::nothing:
-      return;
-    case Wait::request_head:
-      timeout = owner_.limits().header_timeout;
-      break;
-    case Wait::request_body:
-      timeout = owner_.limits().body_timeout;
-      break;
-    case Wait::next_request:
-      timeout = owner_.limits().keepalive_timeout;
-      break;
-    case Wait::linger:
-      timeout = owner_.limits().linger_timeout;
-      break;
-  }
-  std::uint64_t t = owner_.ticks(timeout);
+  std::uint64_t t = owner_.wait_ticks_[static_cast<std::size_t>(wait_)];  // 0: no deadline
   if (!t || now - wait_since_ < t) return;
   if (wait_ == Wait::linger) {
     abort();  // the response went out long ago; the client just keeps sending
@@ -251,6 +234,15 @@ ConnectionSet::ConnectionSet(const ConnectionLimits& limits) : limits_(limits) {
     if (t.count() > 0) shortest = std::min(shortest, t);
   tick_length_ = std::clamp<std::chrono::nanoseconds>(shortest / 4, std::chrono::milliseconds(10),
                                                       std::chrono::seconds(1));
+  // In ticks once, not per connection per sweep. Indexed by Connection::Wait.
+  wait_ticks_[static_cast<std::size_t>(Connection::Wait::nothing)] = 0;
+  wait_ticks_[static_cast<std::size_t>(Connection::Wait::request_head)] =
+      ticks(limits.header_timeout);
+  wait_ticks_[static_cast<std::size_t>(Connection::Wait::request_body)] = ticks(limits.body_timeout);
+  wait_ticks_[static_cast<std::size_t>(Connection::Wait::next_request)] =
+      ticks(limits.keepalive_timeout);
+  wait_ticks_[static_cast<std::size_t>(Connection::Wait::linger)] = ticks(limits.linger_timeout);
+  send_ticks_ = ticks(limits.send_timeout);
 }
 
 ConnectionSet::~ConnectionSet() { drop_all(); }

@@ -171,6 +171,8 @@ class ConnectionSet {
 
   ConnectionLimits limits_;
   std::chrono::nanoseconds tick_length_;
+  std::uint64_t wait_ticks_[5] = {};  // each Connection::Wait's timeout in ticks (0: none)
+  std::uint64_t send_ticks_ = 0;
   Connection* head_ = nullptr;
   std::size_t size_ = 0;
   std::uint64_t tick_ = 1;

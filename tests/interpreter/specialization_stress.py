@@ -369,6 +369,49 @@ class CodeReplace(Scenario):
         return value[0] in (1, 2) and value[1] in (1, 2)
 
 
+# --- first specialization racing key insertion ---------------------------------------------
+FRESH_CLASS = """
+class Fresh:
+    def made(self, k):
+        self.count = 0
+        self.a = k
+        setattr(self, NAMES[k % 9], k)
+        self.b = self.a + self.count
+        return self.b + OFFSET
+"""
+
+
+class FirstSpecialization(Scenario):
+    """STORE_ATTR / LOAD_ATTR / LOAD_GLOBAL specialized for the first time by several threads
+    at once, while other threads add keys to the same class's shared keys and to the globals
+    the code reads: the specializer's lookups race the inserts (a worker's first
+    connection_made does exactly this). Each mutation compiles the class again, so its
+    code and its shared keys are new and the readers specialize them from scratch."""
+
+    def __init__(self):
+        self.ns = None
+        self.mutate(0)
+
+    def read(self):
+        ns = self.ns
+        obj = ns["Fresh"]()
+        return [obj.made(k) for k in range(12)]
+
+    def hot(self):
+        return self.ns["Fresh"].made
+
+    def mutate(self, i):
+        ns = {"NAMES": [f"x{j}" for j in range(9)], "OFFSET": 1000, "setattr": setattr}
+        exec(compile(FRESH_CLASS, "<fresh>", "exec"), ns)
+        self.ns = ns
+        for j in range(16):  # grow the globals dict while readers specialize LOAD_GLOBAL
+            ns[f"filler{i}_{j}"] = j
+            time.sleep(0.00002)
+
+    def ok(self, value):
+        return value == [k + 1000 for k in range(12)]
+
+
 SCENARIOS = {
     "attr_add_delete": AttrAddDelete,
     "slot_attrs": SlotAttrs,
@@ -379,6 +422,7 @@ SCENARIOS = {
     "module_attrs": ModuleAttrs,
     "list_mutation": ListMutation,
     "code_replace": CodeReplace,
+    "first_specialization": FirstSpecialization,
 }
 
 

@@ -28,6 +28,8 @@ EXPECTED_FORMS = {
     "list_mutation": {"FOR_ITER_LIST", "BINARY_SUBSCR_LIST_INT", "STORE_SUBSCR_LIST_INT",
                       "UNPACK_SEQUENCE_LIST", "CALL_LIST_APPEND", "CONTAINS_OP_DICT"},
     "code_replace": {"CALL_PY_EXACT_ARGS", "CALL_PY_GENERAL"},
+    "first_specialization": {"STORE_ATTR_INSTANCE_VALUE", "LOAD_ATTR_INSTANCE_VALUE",
+                             "LOAD_GLOBAL_MODULE"},
 }
 
 SPECIALIZED = r"""

@@ -133,13 +133,18 @@ class Driver:
                 pass  # the protocol closed or reset us: its right
 
     def windows_without_ping(self, run_seconds: float) -> list[int]:
-        """The whole seconds of the run (counted from the first answered ping) in which no
-        ping was answered."""
+        """The whole seconds, counted from the first answered ping, in which no ping was
+        answered, among those that ended while the server was still meant to serve: the
+        server stops after run_seconds from its own start, so a slow first ping (a loaded
+        machine) must not push a window past the end of the run."""
         if not self.pings:
             return list(range(int(run_seconds)))
         first = self.pings[0]
-        return [k for k in range(int(run_seconds))
-                if not any(first + k <= t < first + k + 1 for t in self.pings)]
+        # The server's own clock started before ours (it printed PORTS first), so its end
+        # is at most run_seconds after our start; stopping takes a moment more.
+        serving_until = run_seconds - 0.25
+        return [k for k in range(int(run_seconds)) if first + k + 1 <= serving_until
+                and not any(first + k <= t < first + k + 1 for t in self.pings)]
 
 
 def fuzz_run(seed: int, workers: int, exe=None, extra: tuple = ()) -> tuple[dict, Driver]:

@@ -5,6 +5,7 @@
 // pp::runtime_options() (interpreter/runtime_options.h).
 #include "interpreter/parallel_module.h"
 
+#include "interpreter/parallel/gateway.h"
 #include "interpreter/parallel/runtime.h"
 #include <string>
 
@@ -117,7 +118,9 @@ int parallel_exec(PyObject* module) {
   }
   // The runtime: server/register/run, protocol callbacks on the workers (parallel/).
   if (PyModule_AddFunctions(module, pp::py::runtime_methods) < 0) return -1;
-  return pp::py::init_runtime_api(module);
+  if (pp::py::init_runtime_api(module) < 0) return -1;
+  // parallel.wsgi/asgi and the Python submodules (parallel.serve): gateway.h.
+  return pp::py::init_gateway(module);
 }
 
 PyModuleDef_Slot parallel_slots[] = {

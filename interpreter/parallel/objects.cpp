@@ -1,11 +1,13 @@
 // interpreter/parallel/objects.cpp -- the module's small types (Server, Client,
 // Response, FileResponse, Timer) and the functions that make them.
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <new>
 
 #include "core/log.h"
+#include "interpreter/parallel/gateway.h"
 #include "interpreter/parallel/runtime.h"
 
 namespace pp::py {
@@ -476,6 +478,13 @@ PyObject* fn_register(PyObject*, PyObject* args, PyObject* kwargs) {
     info->http11 = t;
   }
   PyErr_Clear();
+  // parallel.wsgi()/asgi() classes: every request goes to their handler (gateway.h).
+  info->gateway = Ref(PyObject_GetAttrString(protocol, kGatewayAttribute));
+  PyErr_Clear();
+  if (info->gateway && e->is_client) {
+    PyErr_SetString(names().parallel_error, "WSGI and ASGI apps serve; a client speaks raw bytes");
+    return nullptr;
+  }
   if (info->http11 && e->is_client) {
     PyErr_SetString(names().parallel_error, "http11 protocols serve; a client speaks raw bytes");
     return nullptr;
@@ -546,6 +555,30 @@ PyObject* fn_timer(PyObject*, PyObject* args) {
     Py_DECREF(t);
     return raise_refused();
   }
+  return reinterpret_cast<PyObject*>(t);
+}
+
+}  // namespace pp::py
+
+namespace pp::py {
+
+// For the gateways' per-worker asyncio loops (gateway.h): a one-shot timer on this
+// thread's own loop, where parallel.timer() picks any worker.
+PyObject* timer_on_this_thread(double seconds, PyObject* func) {
+  Loop* loop = current_loop();
+  if (!loop) {
+    PyErr_SetString(names().parallel_error, "not on a runtime thread");
+    return nullptr;
+  }
+  auto state = std::make_shared<TimerState>();
+  state->func = Ref::borrow(func);
+  state->args = Ref(PyTuple_New(0));
+  if (!state->args) return nullptr;
+  state->due = std::chrono::nanoseconds(static_cast<long long>(std::max(0.0, seconds) * 1e9));
+  auto* t = PyObject_New(TimerObject, names().timer_type);
+  if (!t) return nullptr;
+  t->state = new std::shared_ptr<TimerState>(state);
+  arm_timer(state, *loop);
   return reinterpret_cast<PyObject*>(t);
 }
 

@@ -39,6 +39,7 @@ struct ProtocolInfo {
   bool has_connection_lost = false;
   bool has_exception_handler = false;
   Ref initial_bytes;  // initial_bytes_to_send: bytes-like, str or a callable; null if absent
+  Ref gateway;  // parallel.wsgi/asgi: called with each request's Exchange (gateway.h)
 };
 
 /// parallel.Server / parallel.Client objects.

@@ -14,6 +14,7 @@
 #include "core/http/response.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "interpreter/parallel/gateway.h"
 #include "interpreter/parallel/runtime.h"
 
 namespace pp::py {
@@ -715,6 +716,7 @@ PyType_Spec transport_spec = {
 
 pp::Connection* make_connection(pp::Loop& loop, Handle sock, pp::ConnectionSet& set,
                                 const ProtocolInfo& info) {
+  if (info.gateway) return make_gateway_connection(loop, sock, set, info);
   if (info.http11) return new HttpPyConnection(loop, sock, set, info);
   return new RawConnection(loop, sock, set, info);
 }

@@ -1,0 +1,1009 @@
+// interpreter/parallel/gateway.cpp -- the engine side of the WSGI and ASGI gateways
+// (see gateway.h): GatewayConnection, the Exchange type, and the module's private
+// helpers for the per-worker event loops.
+#include "interpreter/parallel/gateway.h"
+
+#include <charconv>
+#include <memory>
+#include <cstring>
+#include <string>
+
+#include "core/connection.h"
+#include "core/http/date.h"
+#include "core/http/parser.h"
+#include "core/http/response.h"
+#include "core/http/status.h"
+#include "core/log.h"
+#include "core/net.h"
+
+namespace pp::py {
+
+namespace http = pp::http;
+
+class GatewayConnection;
+
+/// parallel._Exchange: one request and its response, as a gateway handler sees them.
+///
+/// Made per request by the connection and handed to the gateway's handler. The request
+/// (environ(), scope(), body) is readable during that call only; the response methods
+/// work until the response is finished, on the connection's worker thread (the ASGI
+/// loop runs there). Once the connection is gone they do nothing and return False.
+struct ExchangeObject {
+  PyObject_HEAD
+  GatewayConnection* conn;        // null once the connection is gone
+  const http::Request* request;   // during the handler call only
+  PyObject* body;                 // the decoded request body (bytes), made at creation
+  PyObject* on_disconnect;        // called once if the connection goes first (or null)
+  Loop* loop;
+  bool close_after;  // the request asked for the connection to close
+  bool head;         // a HEAD request: no body is sent
+  bool http10;
+  bool started;
+  bool finished;
+  // Framing of the response body, decided by start().
+  bool chunked;
+  bool no_body;      // HEAD, 1xx, 204, 304
+  bool until_close;  // HTTP/1.0 without a length: the close ends the body
+  bool close_after_response;
+  std::int64_t declared;  // Content-Length of the response, -1 when none
+  std::uint64_t written;
+};
+
+namespace {
+
+// ---- headers from Python ---------------------------------------------------------
+
+bool token_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+// A header name or value from Python as bytes: bytes as they are, str as Latin-1
+// (WSGI's "native strings"; ASCII in practice). `keep` owns an encoded copy.
+bool header_bytes(PyObject* o, std::string_view& out, Ref& keep) {
+  if (PyBytes_Check(o)) {
+    out = {PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o))};
+    return true;
+  }
+  if (PyUnicode_Check(o)) {
+    if (PyUnicode_IS_ASCII(o)) {
+      Py_ssize_t n = 0;
+      const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+      if (!s) return false;
+      out = {s, static_cast<std::size_t>(n)};
+      return true;
+    }
+    keep = Ref(PyUnicode_AsLatin1String(o));
+    if (!keep) return false;
+    out = {PyBytes_AS_STRING(keep.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(keep.get()))};
+    return true;
+  }
+  PyErr_Format(PyExc_TypeError, "header names and values must be str or bytes, not %.100s",
+               Py_TYPE(o)->tp_name);
+  return false;
+}
+
+void append_uint(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, static_cast<std::size_t>(end - buf));
+}
+
+void append_hex(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, 16);
+  out.append(buf, static_cast<std::size_t>(end - buf));
+}
+
+// Percent-decodes a path (WSGI's PATH_INFO and ASGI's path are decoded; invalid
+// escapes stay as they are, as Python's unquote leaves them).
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      int h = hex(s[i + 1]), l = hex(s[i + 2]);
+      if (h >= 0 && l >= 0) {
+        out.push_back(static_cast<char>(h * 16 + l));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+PyObject* latin1(std::string_view s) {
+  return PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
+}
+
+bool set_str(PyObject* dict, const char* key, PyObject* value) {
+  if (!value) return false;
+  int rc = PyDict_SetItemString(dict, key, value);
+  Py_DECREF(value);
+  return rc == 0;
+}
+
+// Host header -> (name, port); no Host: ("localhost", the socket's local port).
+void server_of(const http::Request& r, Handle sock, std::string& name, int& port) {
+  std::string_view host = r.header("Host");
+  port = 0;
+  if (!host.empty() && host.front() == '[') {  // [v6]:port
+    auto end = host.find(']');
+    name = std::string(host.substr(1, end == std::string_view::npos ? host.npos : end - 1));
+    if (end != std::string_view::npos && end + 1 < host.size() && host[end + 1] == ':')
+      std::from_chars(host.data() + end + 2, host.data() + host.size(), port);
+  } else if (!host.empty()) {
+    auto colon = host.rfind(':');
+    name = std::string(host.substr(0, colon));
+    if (colon != std::string_view::npos)
+      std::from_chars(host.data() + colon + 1, host.data() + host.size(), port);
+  } else {
+    name = "localhost";
+  }
+  if (port == 0) port = local_port(sock);
+}
+
+}  // namespace
+
+/// A connection whose every request goes to one Python handler. It parses like
+/// http::HttpConnection, but a response may finish after the handler returned (an ASGI
+/// coroutine awaiting): until it does, later pipelined requests wait unparsed.
+class GatewayConnection final : public Connection {
+ public:
+  GatewayConnection(Loop& loop, Handle sock, ConnectionSet& set, const ProtocolInfo& info)
+      : Connection(loop, sock, set), info_(info), parser_(parser_options(set.limits())) {
+    expect(Wait::request_head);
+  }
+  ~GatewayConnection() override { *alive_ = false; }
+
+  /// The exchange's response is complete: resume the requests that wait behind it.
+  void response_finished(ExchangeObject* ex) {
+    bool close = ex->close_after || ex->close_after_response;
+    Ref done = std::move(current_);  // the caller holds its own reference
+    if (close) {
+      close_after_send();  // may delete this (on_closed first): touch nothing after
+      return;
+    }
+    if (in_dispatch_) return;  // the parse loop goes on by itself
+    process({});
+  }
+
+  /// Flushes writes made outside a dispatch (the ASGI loop); inside one, the parse
+  /// loop's end sends everything produced from that read at once.
+  void written() {
+    if (!in_dispatch_) flush();
+  }
+
+  Handle sock() const { return socket(); }
+
+ protected:
+  void on_open() override {
+    ensure_attached();
+    Counters::bump(thread_counters().connections);
+    Counters::bump(thread_counters().active);
+  }
+
+  void on_data(std::span<const std::byte> data) override {
+    Counters::bump(thread_counters().bytes_received, data.size());
+    process({reinterpret_cast<const char*>(data.data()), data.size()});
+  }
+
+  void on_eof() override {
+    // A half-closed client is gone as far as an ASGI app is concerned (as in uvicorn):
+    // the response in progress learns of it through its disconnect.
+    close_after_send();
+  }
+
+  void on_read_timeout(Wait wait) override {
+    if (wait == Wait::next_request || pending_.empty()) {
+      abort(-ETIMEDOUT);
+      return;
+    }
+    http::append_error_response(out().tail_buffer(), 408, /*close=*/true);
+    close_after_send(/*linger=*/true);
+  }
+
+  void on_closed(std::int64_t) override {
+    ensure_attached();
+    Counters::bump(thread_counters().active, static_cast<std::uint64_t>(-1));
+    if (!current_) return;
+    Ref ex = std::move(current_);
+    auto* e = reinterpret_cast<ExchangeObject*>(ex.get());
+    e->conn = nullptr;
+    if (e->on_disconnect && !e->finished) {
+      Ref fn(std::exchange(e->on_disconnect, nullptr));
+      Ref r(PyObject_CallNoArgs(fn.get()));
+      if (!r) log_exception("gateway disconnect callback raised", fetch_exception());
+    }
+  }
+
+ private:
+  static http::ParserOptions parser_options(const ConnectionLimits& limits) {
+    http::ParserOptions o;
+    o.max_body = static_cast<std::size_t>(limits.max_body);
+    o.max_header_bytes = static_cast<std::size_t>(limits.max_header_bytes);
+    return o;
+  }
+
+  // Parses and dispatches complete requests from `chunk` (after what is pending) until
+  // one is answered asynchronously, the input runs out, or the connection closes.
+  void process(std::string_view chunk) {
+    bool buffered = !pending_.empty() || current_;
+    if (buffered) pending_.append(chunk);
+    std::string_view input = buffered ? std::string_view(pending_) : chunk;
+    std::size_t pos = 0;
+    bool completed = false;
+    // Outside on_data (resuming from the event loop) a close inside the loop may delete
+    // this connection at once: `alive` says whether members may still be touched.
+    std::shared_ptr<bool> alive = alive_;
+    in_dispatch_ = true;
+    while (pos < input.size() && !closing() && !current_) {
+      http::ParseResult r = parser_.parse(input.substr(pos), request_);
+      if (r.status == http::ParseStatus::incomplete) {
+        head_complete_ = r.head_complete;
+        if (r.head_complete) maybe_continue();
+        break;
+      }
+      if (r.status == http::ParseStatus::error) {
+        http::append_error_response(out().tail_buffer(), r.error_status, /*close=*/true);
+        pos = input.size();
+        close_after_send(/*linger=*/true);
+        break;
+      }
+      head_complete_ = false;
+      completed = true;
+      continue_sent_ = false;
+      dispatch(r.close_after);
+      if (!*alive) return;
+      pos += r.consumed;
+      if (r.close_after && !current_) close_after_send();
+      if (!*alive) return;
+    }
+    if (!*alive) return;
+    in_dispatch_ = false;
+    if (buffered)
+      pending_.erase(0, pos);
+    else if (pos < input.size() && !closing())
+      pending_.assign(input.substr(pos));
+    if (!closing()) {
+      if (current_) {
+        // The app is still answering: no read deadline meanwhile (a long poll, a
+        // stream). Pipelined input waits, bounded like one more request.
+        expect(Wait::nothing);
+        const ConnectionLimits& l = limits();
+        if (pending_.size() > l.max_body + 2 * l.max_header_bytes + 65536) {
+          pp::log("gateway: a client pipelined too much behind a pending response; closing");
+          abort();
+          return;
+        }
+      } else if (pending_.empty()) {
+        expect(Wait::next_request, completed);
+      } else {
+        expect(head_complete_ ? Wait::request_body : Wait::request_head, completed);
+      }
+    }
+    flush();
+  }
+
+  void maybe_continue() {
+    if (continue_sent_ || request_.minor_version != 1 ||
+        !http::ascii_iequals(request_.header("Expect"), "100-continue"))
+      return;
+    out().append("HTTP/1.1 100 Continue\r\n\r\n");
+    continue_sent_ = true;
+  }
+
+  void dispatch(bool close);
+
+  const ProtocolInfo& info_;
+  http::RequestParser parser_;
+  http::Request request_;
+  std::string pending_;
+  Ref current_;  // the exchange whose response is in progress after its handler returned
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool in_dispatch_ = false;
+  bool continue_sent_ = false;
+  bool head_complete_ = false;
+};
+
+namespace {
+
+PyTypeObject* exchange_type = nullptr;
+
+// The exchange's connection, or null (and false to return) when it is gone or finished.
+GatewayConnection* live(ExchangeObject* ex) {
+  if (!ex->conn || ex->finished) return nullptr;
+  return ex->conn;
+}
+
+bool on_its_worker(ExchangeObject* ex) {
+  if (current_loop() == ex->loop) return true;
+  PyErr_SetString(names().parallel_error,
+                  "an exchange is answered on its connection's worker (its event loop)");
+  return false;
+}
+
+// Writes the status line and the app's header fields, adding Server, Date and the
+// framing the app left out. Sets the exchange's framing. False with an exception set
+// for a bad status or header (nothing is written then).
+bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::int64_t length) {
+  std::string head;
+  head.reserve(256);
+  int code = 0;
+  head.append("HTTP/1.1 ");
+  if (PyLong_Check(status)) {
+    code = PyLong_AsInt(status);
+    if (code == -1 && PyErr_Occurred()) return false;
+    if (code < 100 || code > 999) {
+      PyErr_Format(PyExc_ValueError, "status %d is not a 3-digit HTTP status", code);
+      return false;
+    }
+    append_uint(head, static_cast<std::uint64_t>(code));
+    head.push_back(' ');
+    head.append(http::reason_phrase(code));
+  } else {
+    std::string_view s;
+    Ref keep;
+    if (!PyUnicode_Check(status) || !header_bytes(status, s, keep)) {
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "status must be an int or a str");
+      return false;
+    }
+    auto [end, ec] = std::from_chars(s.data(), s.data() + std::min<std::size_t>(3, s.size()), code);
+    if (s.size() < 3 || ec != std::errc() || end != s.data() + 3 || code < 100 ||
+        (s.size() > 3 && s[3] != ' ') || s.find_first_of("\r\n") != s.npos) {
+      PyErr_Format(PyExc_ValueError, "status %R is not '<3-digit code> <reason>'", status);
+      return false;
+    }
+    head.append(s);
+  }
+  head.append("\r\n");
+  bool has_server = false, has_date = false, has_length = false, has_te = false,
+       app_close = false;
+  std::int64_t app_length = -1;
+  Ref seq(PySequence_Fast(headers, "headers must be a list of (name, value) pairs"));
+  if (!seq) return false;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
+  PyObject** items = PySequence_Fast_ITEMS(seq.get());
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* pair = items[i];
+    if (!PyTuple_Check(pair) && !PyList_Check(pair)) {
+      PyErr_SetString(PyExc_TypeError, "each header must be a (name, value) pair");
+      return false;
+    }
+    if (PySequence_Size(pair) != 2) {
+      PyErr_SetString(PyExc_ValueError, "each header must be a (name, value) pair");
+      return false;
+    }
+    Ref k(PySequence_GetItem(pair, 0)), v(PySequence_GetItem(pair, 1));
+    std::string_view name, value;
+    Ref kk, vk;
+    if (!k || !v || !header_bytes(k.get(), name, kk) || !header_bytes(v.get(), value, vk))
+      return false;
+    bool name_ok = !name.empty();
+    for (char c : name) name_ok = name_ok && token_char(static_cast<unsigned char>(c));
+    if (!name_ok || value.find_first_of(std::string_view("\r\n\0", 3)) != value.npos) {
+      // Header injection guard: a CR or LF would start a new field or response.
+      PyErr_Format(PyExc_ValueError, "invalid header %R: %R", k.get(), v.get());
+      return false;
+    }
+    if (http::ascii_iequals(name, "content-length")) {
+      std::uint64_t len = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), len);
+      if (ec != std::errc() || end != value.data() + value.size()) {
+        PyErr_Format(PyExc_ValueError, "Content-Length %R is not a number", v.get());
+        return false;
+      }
+      if (has_length) continue;  // one is enough
+      has_length = true;
+      app_length = static_cast<std::int64_t>(len);
+    } else if (http::ascii_iequals(name, "transfer-encoding")) {
+      has_te = true;  // the app frames its own body
+    } else if (http::ascii_iequals(name, "connection")) {
+      if (http::ascii_iequals(value, "close")) app_close = true;
+      continue;  // ours to say (keep-alive for HTTP/1.0, close)
+    } else if (http::ascii_iequals(name, "server")) {
+      has_server = true;
+    } else if (http::ascii_iequals(name, "date")) {
+      has_date = true;
+    }
+    head.append(name);
+    head.append(": ");
+    head.append(value);
+    head.append("\r\n");
+  }
+  if (!has_server) {
+    head.append("Server: ");
+    head.append(http::kServerName);
+    head.append("\r\n");
+  }
+  if (!has_date) head.append(http::date_header_line());
+  ex->no_body = ex->head || code < 200 || code == 204 || code == 304;
+  bool bodiless_status = code < 200 || code == 204 || code == 304;
+  if (has_length) {
+    ex->declared = app_length;
+  } else if (has_te || bodiless_status) {
+    // Framed by the app, or no body by definition.
+  } else if (length >= 0) {
+    ex->declared = length;
+    head.append("Content-Length: ");
+    append_uint(head, static_cast<std::uint64_t>(length));
+    head.append("\r\n");
+  } else if (ex->head) {
+    // HEAD of a body of unknown length: no framing header at all.
+  } else if (!ex->http10) {
+    ex->chunked = true;
+    head.append("Transfer-Encoding: chunked\r\n");
+  } else {
+    ex->until_close = true;
+  }
+  ex->close_after_response = app_close || ex->until_close;
+  bool close = ex->close_after || ex->close_after_response;
+  if (close)
+    head.append("Connection: close\r\n");
+  else if (ex->http10)
+    head.append("Connection: keep-alive\r\n");
+  head.append("\r\n");
+  ex->conn->out().tail_buffer().append(head);
+  ex->started = true;
+  Counters::bump(thread_counters().bytes_sent, head.size());
+  return true;
+}
+
+// Appends body bytes in the response's framing.
+void write_body(ExchangeObject* ex, std::string_view data) {
+  if (data.empty() || ex->no_body) return;
+  if (ex->declared >= 0) {
+    // Never past the declared length: the next response would start inside this one.
+    std::uint64_t room = static_cast<std::uint64_t>(ex->declared) - std::min<std::uint64_t>(
+                             ex->written, static_cast<std::uint64_t>(ex->declared));
+    if (data.size() > room) {
+      data = data.substr(0, room);
+      ex->close_after_response = true;
+    }
+  }
+  std::string& out = ex->conn->out().tail_buffer();
+  if (ex->chunked) {
+    append_hex(out, data.size());
+    out.append("\r\n");
+    out.append(data);
+    out.append("\r\n");
+  } else {
+    out.append(data);
+  }
+  ex->written += data.size();
+  Counters::bump(thread_counters().bytes_sent, data.size());
+}
+
+void finish(ExchangeObject* ex) {
+  GatewayConnection* conn = ex->conn;
+  if (ex->chunked) conn->out().tail_buffer().append("0\r\n\r\n");
+  if (ex->declared >= 0 && !ex->no_body && ex->written != static_cast<std::uint64_t>(ex->declared))
+    ex->close_after_response = true;  // short body: the client cannot find the next one
+  ex->finished = true;
+  Py_CLEAR(ex->on_disconnect);
+  conn->written();
+  conn->response_finished(ex);  // may close and delete the connection
+}
+
+// Bytes-like -> a view (buffer protocol; str as UTF-8). `keep` holds what the view needs.
+bool body_view(PyObject* o, std::string_view& out, Py_buffer& view, bool& has_view) {
+  has_view = false;
+  if (PyBytes_Check(o)) {
+    out = {PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o))};
+    return true;
+  }
+  if (PyUnicode_Check(o)) {
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s) return false;
+    out = {s, static_cast<std::size_t>(n)};
+    return true;
+  }
+  if (PyObject_GetBuffer(o, &view, PyBUF_SIMPLE) < 0) {
+    PyErr_Format(PyExc_TypeError, "a body must be bytes-like, not %.100s", Py_TYPE(o)->tp_name);
+    return false;
+  }
+  has_view = true;
+  out = {static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len)};
+  return true;
+}
+
+// ---- Exchange methods --------------------------------------------------------------
+
+#define EX reinterpret_cast<ExchangeObject*>(self)
+
+PyObject* ex_start(PyObject* self, PyObject* args) {
+  PyObject *status, *headers;
+  long long length = -1;
+  if (!PyArg_ParseTuple(args, "OO|L:start", &status, &headers, &length)) return nullptr;
+  if (!on_its_worker(EX)) return nullptr;
+  if (!live(EX)) Py_RETURN_FALSE;
+  if (EX->started) {
+    PyErr_SetString(names().parallel_error, "the response has already started");
+    return nullptr;
+  }
+  if (!write_head(EX, status, headers, length)) return nullptr;
+  Py_RETURN_TRUE;
+}
+
+PyObject* ex_write(PyObject* self, PyObject* data) {
+  if (!on_its_worker(EX)) return nullptr;
+  GatewayConnection* conn = live(EX);
+  if (!conn) Py_RETURN_FALSE;
+  if (!EX->started) {
+    PyErr_SetString(names().parallel_error, "write() before start()");
+    return nullptr;
+  }
+  std::string_view v;
+  Py_buffer view;
+  bool has_view;
+  if (!body_view(data, v, view, has_view)) return nullptr;
+  write_body(EX, v);
+  if (has_view) PyBuffer_Release(&view);
+  conn->written();
+  Py_RETURN_TRUE;
+}
+
+PyObject* ex_finish(PyObject* self, PyObject*) {
+  if (!on_its_worker(EX)) return nullptr;
+  if (!live(EX)) Py_RETURN_FALSE;
+  if (!EX->started) {
+    PyErr_SetString(names().parallel_error, "finish() before start()");
+    return nullptr;
+  }
+  finish(EX);
+  Py_RETURN_TRUE;
+}
+
+// respond(status, headers, body): a whole response in one call (the common case).
+PyObject* ex_respond(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "respond(status, headers, body)");
+    return nullptr;
+  }
+  if (!on_its_worker(EX)) return nullptr;
+  if (!live(EX)) Py_RETURN_FALSE;
+  if (EX->started) {
+    PyErr_SetString(names().parallel_error, "the response has already started");
+    return nullptr;
+  }
+  std::string_view v;
+  Py_buffer view;
+  bool has_view;
+  if (!body_view(args[2], v, view, has_view)) return nullptr;
+  bool ok = write_head(EX, args[0], args[1], static_cast<std::int64_t>(v.size()));
+  if (ok) write_body(EX, v);
+  if (has_view) PyBuffer_Release(&view);
+  if (!ok) return nullptr;
+  finish(EX);
+  Py_RETURN_TRUE;
+}
+
+// sendfile(fd, offset, count): `count` bytes of the open file `fd` (owned from now on:
+// closed once sent) from `offset`, page cache to socket, in the response's framing.
+PyObject* ex_sendfile(PyObject* self, PyObject* args) {
+  long long fd, offset, count;
+  if (!PyArg_ParseTuple(args, "LLL:sendfile", &fd, &offset, &count)) return nullptr;
+  if (!on_its_worker(EX)) return nullptr;
+  GatewayConnection* conn = live(EX);
+  if (!conn || EX->no_body || count <= 0) {
+    close_file(static_cast<Handle>(fd));
+    if (!conn) Py_RETURN_FALSE;
+    Py_RETURN_TRUE;
+  }
+  if (!EX->started || offset < 0) {
+    close_file(static_cast<Handle>(fd));
+    PyErr_SetString(names().parallel_error, "sendfile() before start(), or a negative offset");
+    return nullptr;
+  }
+  std::uint64_t n = static_cast<std::uint64_t>(count);
+  if (EX->declared >= 0) {
+    std::uint64_t room = static_cast<std::uint64_t>(EX->declared) - std::min<std::uint64_t>(
+                             EX->written, static_cast<std::uint64_t>(EX->declared));
+    if (n > room) {
+      n = room;
+      EX->close_after_response = true;
+    }
+  }
+  Outbound& out = conn->out();
+  if (EX->chunked) {
+    append_hex(out.tail_buffer(), n);
+    out.tail_buffer().append("\r\n");
+  }
+  out.append_file(static_cast<Handle>(fd), static_cast<std::uint64_t>(offset), n, /*owned=*/true);
+  if (EX->chunked) out.append("\r\n");
+  EX->written += n;
+  Counters::bump(thread_counters().bytes_sent, n);
+  conn->written();
+  Py_RETURN_TRUE;
+}
+
+// fail(): the app failed. Before the head went out: a 500 (it was logged by the
+// caller); after: the connection is aborted, since the client cannot tell a cut body
+// from a whole one otherwise.
+PyObject* ex_fail(PyObject* self, PyObject*) {
+  if (!on_its_worker(EX)) return nullptr;
+  GatewayConnection* conn = live(EX);
+  if (!conn) Py_RETURN_FALSE;
+  if (!EX->started) {
+    http::append_error_response(conn->out().tail_buffer(), 500, EX->close_after);
+    EX->started = true;
+    EX->finished = true;
+    Py_CLEAR(EX->on_disconnect);
+    conn->written();
+    conn->response_finished(EX);
+  } else {
+    EX->finished = true;
+    Py_CLEAR(EX->on_disconnect);
+    conn->abort();
+  }
+  Py_RETURN_TRUE;
+}
+
+PyObject* ex_environ(PyObject* self, PyObject* base) {
+  const http::Request* r = EX->request;
+  if (!r || !EX->conn) {
+    PyErr_SetString(names().parallel_error, "environ() is read during the handler call only");
+    return nullptr;
+  }
+  if (!PyDict_Check(base)) {
+    PyErr_SetString(PyExc_TypeError, "environ(base): base must be a dict");
+    return nullptr;
+  }
+  Ref env(PyDict_Copy(base));
+  if (!env) return nullptr;
+  PyObject* d = env.get();
+  std::string host, name;
+  std::uint16_t rport = 0;
+  int sport = 0;
+  peer_address(EX->conn->sock(), host, rport);
+  server_of(*r, EX->conn->sock(), name, sport);
+  std::string path = percent_decode(r->path);
+  if (!set_str(d, "REQUEST_METHOD", latin1(r->method)) ||
+      !set_str(d, "PATH_INFO", latin1(path)) || !set_str(d, "QUERY_STRING", latin1(r->query)) ||
+      !set_str(d, "RAW_URI", latin1(r->target)) ||
+      !set_str(d, "SERVER_PROTOCOL", PyUnicode_FromString(EX->http10 ? "HTTP/1.0" : "HTTP/1.1")) ||
+      !set_str(d, "SERVER_NAME", latin1(name)) ||
+      !set_str(d, "SERVER_PORT", PyUnicode_FromFormat("%d", sport)) ||
+      !set_str(d, "REMOTE_ADDR", latin1(host)) ||
+      !set_str(d, "REMOTE_PORT", PyUnicode_FromFormat("%d", static_cast<int>(rport))))
+    return nullptr;
+  std::string key;
+  for (const http::Header& h : r->fields()) {
+    if (h.name.find('_') != std::string_view::npos) continue;  // HTTP_X_Y would be ambiguous
+    bool is_type = http::ascii_iequals(h.name, "content-type");
+    bool is_length = http::ascii_iequals(h.name, "content-length");
+    key.assign(is_type || is_length ? "" : "HTTP_");
+    for (char c : h.name)
+      key.push_back(c == '-' ? '_' : (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c);
+    PyObject* old = PyDict_GetItemString(d, key.c_str());  // borrowed
+    Ref value;
+    if (old && !is_type && !is_length && PyUnicode_Check(old) &&
+        !PyDict_Contains(base, Ref(PyUnicode_FromString(key.c_str())).get())) {
+      // Repeated fields join with ", " (RFC 9110 5.3); cookies with "; ".
+      Ref extra(latin1(h.value));
+      Ref sep(PyUnicode_FromString(key == "HTTP_COOKIE" ? "; " : ", "));
+      Ref joined(extra && sep ? PyUnicode_Concat(old, sep.get()) : nullptr);
+      value = Ref(joined ? PyUnicode_Concat(joined.get(), extra.get()) : nullptr);
+    } else {
+      value = Ref(latin1(h.value));
+    }
+    if (!value || PyDict_SetItemString(d, key.c_str(), value.get()) < 0) return nullptr;
+  }
+  if (r->chunked) {
+    // The decoded body's length: apps that read CONTENT_LENGTH bytes get all of it.
+    if (!set_str(d, "CONTENT_LENGTH", PyUnicode_FromFormat("%zu", r->body.size())))
+      return nullptr;
+  }
+  return env.release();
+}
+
+PyObject* ex_scope(PyObject* self, PyObject* base) {
+  const http::Request* r = EX->request;
+  if (!r || !EX->conn) {
+    PyErr_SetString(names().parallel_error, "scope() is read during the handler call only");
+    return nullptr;
+  }
+  if (!PyDict_Check(base)) {
+    PyErr_SetString(PyExc_TypeError, "scope(base): base must be a dict");
+    return nullptr;
+  }
+  Ref scope(PyDict_Copy(base));
+  if (!scope) return nullptr;
+  PyObject* d = scope.get();
+  std::string host, name;
+  std::uint16_t rport = 0;
+  int sport = 0;
+  bool have_peer = peer_address(EX->conn->sock(), host, rport);
+  server_of(*r, EX->conn->sock(), name, sport);
+  std::string path = percent_decode(r->path);
+  Ref headers(PyList_New(static_cast<Py_ssize_t>(r->num_headers)));
+  if (!headers) return nullptr;
+  std::string lower;
+  Py_ssize_t i = 0;
+  for (const http::Header& h : r->fields()) {
+    lower.assign(h.name);
+    for (char& c : lower)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    PyObject* pair = Py_BuildValue("(y#y#)", lower.data(), static_cast<Py_ssize_t>(lower.size()),
+                                   h.value.data(), static_cast<Py_ssize_t>(h.value.size()));
+    if (!pair) return nullptr;
+    PyList_SET_ITEM(headers.get(), i++, pair);
+  }
+  if (!set_str(d, "http_version", PyUnicode_FromString(EX->http10 ? "1.0" : "1.1")) ||
+      !set_str(d, "method", latin1(r->method)) ||
+      !set_str(d, "path", PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()),
+                                               "surrogateescape")) ||
+      !set_str(d, "raw_path", bytes_from(r->path)) ||
+      !set_str(d, "query_string", bytes_from(r->query)) ||
+      PyDict_SetItemString(d, "headers", headers.get()) < 0 ||
+      !set_str(d, "server", Py_BuildValue("(si)", name.c_str(), sport)) ||
+      !set_str(d, "client", have_peer ? Py_BuildValue("(si)", host.c_str(), static_cast<int>(rport))
+                                      : Py_NewRef(Py_None)))
+    return nullptr;
+  return scope.release();
+}
+
+PyObject* ex_get_body(PyObject* self, void*) { return Py_NewRef(EX->body); }
+PyObject* ex_get_started(PyObject* self, void*) { return PyBool_FromLong(EX->started); }
+PyObject* ex_get_finished(PyObject* self, void*) { return PyBool_FromLong(EX->finished); }
+PyObject* ex_get_closed(PyObject* self, void*) { return PyBool_FromLong(EX->conn == nullptr); }
+PyObject* ex_get_method_is_head(PyObject* self, void*) { return PyBool_FromLong(EX->head); }
+PyObject* ex_get_on_disconnect(PyObject* self, void*) {
+  return Py_NewRef(EX->on_disconnect ? EX->on_disconnect : Py_None);
+}
+int ex_set_on_disconnect(PyObject* self, PyObject* value, void*) {
+  PyObject* v = value == Py_None ? nullptr : value;
+  Py_XSETREF(EX->on_disconnect, Py_XNewRef(v));
+  return 0;
+}
+
+#undef EX
+
+int ex_traverse(PyObject* self, visitproc visit, void* arg) {
+  auto* ex = reinterpret_cast<ExchangeObject*>(self);
+  Py_VISIT(ex->on_disconnect);
+  Py_VISIT(Py_TYPE(self));
+  return 0;
+}
+
+int ex_clear(PyObject* self) {
+  Py_CLEAR(reinterpret_cast<ExchangeObject*>(self)->on_disconnect);
+  return 0;
+}
+
+void ex_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  auto* ex = reinterpret_cast<ExchangeObject*>(self);
+  Py_CLEAR(ex->body);
+  Py_CLEAR(ex->on_disconnect);
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_GC_Del(self);
+  Py_DECREF(type);
+}
+
+PyMethodDef exchange_methods[] = {
+    {"environ", ex_environ, METH_O,
+     "environ(base)\n--\n\nA copy of `base` with the request's PEP 3333 keys (during the handler "
+     "call only)."},
+    {"scope", ex_scope, METH_O,
+     "scope(base)\n--\n\nA copy of `base` with the request's ASGI http scope keys (during the "
+     "handler call only)."},
+    {"start", ex_start, METH_VARARGS,
+     "start(status, headers, length=-1)\n--\n\nSend the response head; length -1: unknown "
+     "(chunked on HTTP/1.1)."},
+    {"write", ex_write, METH_O, "write(data)\n--\n\nSend body bytes."},
+    {"sendfile", ex_sendfile, METH_VARARGS,
+     "sendfile(fd, offset, count)\n--\n\nSend a file range from the page cache; takes fd."},
+    {"finish", ex_finish, METH_NOARGS, "finish()\n--\n\nThe response is complete."},
+    {"respond", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ex_respond)),
+     METH_FASTCALL, "respond(status, headers, body)\n--\n\nA whole response at once."},
+    {"fail", ex_fail, METH_NOARGS,
+     "fail()\n--\n\nThe app failed: 500 if nothing was sent, else abort the connection."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef exchange_getset[] = {
+    {"body", ex_get_body, nullptr, "The decoded request body.", nullptr},
+    {"started", ex_get_started, nullptr, "The response head was written.", nullptr},
+    {"finished", ex_get_finished, nullptr, "The response is complete.", nullptr},
+    {"closed", ex_get_closed, nullptr, "The connection is gone.", nullptr},
+    {"is_head", ex_get_method_is_head, nullptr, "A HEAD request.", nullptr},
+    {"on_disconnect", ex_get_on_disconnect, ex_set_on_disconnect,
+     "Called once, on the worker, if the connection goes before the response finishes.",
+     nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot exchange_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(ex_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(ex_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(ex_clear)},
+    {Py_tp_methods, exchange_methods},
+    {Py_tp_getset, exchange_getset},
+    {Py_tp_doc, const_cast<char*>("One request and its response, for a WSGI or ASGI gateway.")},
+    {0, nullptr},
+};
+
+PyType_Spec exchange_spec = {
+    "parallel._Exchange", sizeof(ExchangeObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, exchange_slots,
+};
+
+}  // namespace
+
+void GatewayConnection::dispatch(bool close) {
+  ensure_attached();
+  Counters::bump(thread_counters().requests);
+  auto* ex = PyObject_GC_New(ExchangeObject, exchange_type);
+  if (!ex) {
+    log_exception("gateway: cannot create an exchange (answered 500)", fetch_exception());
+    http::append_error_response(out().tail_buffer(), 500, close);
+    return;
+  }
+  ex->conn = this;
+  ex->request = &request_;
+  ex->body = bytes_from(request_.body);
+  ex->on_disconnect = nullptr;
+  ex->loop = &loop();
+  ex->close_after = close;
+  ex->head = request_.method == "HEAD";
+  ex->http10 = request_.minor_version == 0;
+  ex->started = ex->finished = ex->chunked = ex->no_body = ex->until_close = false;
+  ex->close_after_response = false;
+  ex->declared = -1;
+  ex->written = 0;
+  PyObject_GC_Track(reinterpret_cast<PyObject*>(ex));
+  Ref exchange(reinterpret_cast<PyObject*>(ex));
+  if (!ex->body) {
+    log_exception("gateway: cannot copy the request body (answered 500)", fetch_exception());
+    ex->body = Py_NewRef(names().empty_bytes);
+    ex->started = ex->finished = true;
+    http::append_error_response(out().tail_buffer(), 500, close);
+    return;
+  }
+  current_ = exchange;  // until it finishes (now, or later from the event loop)
+  std::shared_ptr<bool> alive = alive_;
+  Ref r(PyObject_CallOneArg(info_.gateway.get(), exchange.get()));
+  ex->request = nullptr;
+  if (!*alive) {
+    if (!r) log_exception(fmt::format("{}: the gateway raised", info_.name), fetch_exception());
+    return;
+  }
+  if (!r) {
+    // The gateway's own failure (it catches the app's): answer as the app would be.
+    log_exception(fmt::format("{}: the gateway raised", info_.name), fetch_exception());
+    if (live(ex)) {
+      Ref again(ex_fail(exchange.get(), nullptr));
+      if (!again) PyErr_Clear();
+    }
+  }
+  if (ex->finished && current_.get() == exchange.get()) current_ = Ref();
+}
+
+pp::Connection* make_gateway_connection(pp::Loop& loop, Handle sock, pp::ConnectionSet& set,
+                                        const ProtocolInfo& info) {
+  return new GatewayConnection(loop, sock, set, info);
+}
+
+// ---- module functions ------------------------------------------------------------
+
+namespace {
+
+// _gateway_loop() -> int: the calling runtime thread's loop, for _gateway_post.
+PyObject* fn_gateway_loop(PyObject*, PyObject*) {
+  Loop* loop = current_loop();
+  if (!loop) {
+    PyErr_SetString(names().parallel_error, "not on a runtime thread");
+    return nullptr;
+  }
+  return PyLong_FromVoidPtr(loop);
+}
+
+// _gateway_post(loop, func): func() on that runtime thread, from any thread. False when
+// the runtime refuses (stopping, or that thread is gone).
+PyObject* fn_gateway_post(PyObject*, PyObject* args) {
+  PyObject *loop_obj, *func;
+  if (!PyArg_ParseTuple(args, "OO:_gateway_post", &loop_obj, &func)) return nullptr;
+  void* loop = PyLong_AsVoidPtr(loop_obj);
+  if (!loop && PyErr_Occurred()) return nullptr;
+  Ref fn = Ref::borrow(func);
+  bool ok = post_to_loop(static_cast<Loop*>(loop), [fn]() mutable {
+    Ref r(PyObject_CallNoArgs(fn.get()));
+    if (!r) log_exception("gateway: posted function raised", fetch_exception());
+    fn = Ref();
+  });
+  return PyBool_FromLong(ok);
+}
+
+// _gateway_timer(seconds, func) -> Timer: func() on this runtime thread after seconds.
+PyObject* fn_gateway_timer(PyObject*, PyObject* args) {
+  double seconds;
+  PyObject* func;
+  if (!PyArg_ParseTuple(args, "dO:_gateway_timer", &seconds, &func)) return nullptr;
+  return timer_on_this_thread(seconds, func);
+}
+
+// wsgi(app) / asgi(app): the protocol classes, made by the Python side.
+PyObject* make_adapter(const char* module, PyObject* app) {
+  Ref mod(PyImport_ImportModule(module));
+  if (!mod) return nullptr;
+  return PyObject_CallMethod(mod.get(), "adapter", "O", app);
+}
+PyObject* fn_wsgi(PyObject*, PyObject* app) { return make_adapter("parallel._wsgi", app); }
+PyObject* fn_asgi(PyObject*, PyObject* app) { return make_adapter("parallel._asgi", app); }
+
+PyMethodDef gateway_methods[] = {
+    {"wsgi", fn_wsgi, METH_O,
+     "wsgi(app)\n--\n\nA protocol class serving the WSGI (PEP 3333) application `app`: "
+     "register(server, wsgi(app))."},
+    {"asgi", fn_asgi, METH_O,
+     "asgi(app)\n--\n\nA protocol class serving the ASGI 3.0 application `app`, each request's "
+     "coroutine on the worker that owns its connection: register(server, asgi(app))."},
+    {"_gateway_loop", fn_gateway_loop, METH_NOARGS, "The calling runtime thread's loop (id)."},
+    {"_gateway_post", fn_gateway_post, METH_VARARGS,
+     "_gateway_post(loop, func)\n--\n\nRun func() on the runtime thread of `loop`."},
+    {"_gateway_timer", fn_gateway_timer, METH_VARARGS,
+     "_gateway_timer(seconds, func)\n--\n\nRun func() on this runtime thread after seconds."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+// The folder of the Python submodules: parallel/python beside the binary that holds
+// the module (the host or the extension, in the build tree or a bundle), else
+// <bin>/../lib/pyparallel/python (an installed host). Empty when neither exists.
+std::string python_folder(PyObject* module) {
+  Ref file(PyObject_GetAttrString(module, "__file__"));  // the extension's
+  if (!file) {
+    PyErr_Clear();
+    file = Ref(PySys_GetObject("executable"));  // borrowed
+    if (file) Py_INCREF(file.get());
+  }
+  if (!file || !PyUnicode_Check(file.get())) return {};
+  Ref os(PyImport_ImportModule("os.path"));
+  if (!os) {
+    PyErr_Clear();
+    return {};
+  }
+  Ref real(PyObject_CallMethod(os.get(), "realpath", "O", file.get()));
+  Ref dir(real ? PyObject_CallMethod(os.get(), "dirname", "O", real.get()) : nullptr);
+  if (!dir) {
+    PyErr_Clear();
+    return {};
+  }
+  for (const char* rel : {"parallel/python", "../lib/pyparallel/python"}) {
+    Ref cand(PyObject_CallMethod(os.get(), "join", "Os", dir.get(), rel));
+    Ref norm(cand ? PyObject_CallMethod(os.get(), "normpath", "O", cand.get()) : nullptr);
+    Ref is_dir(norm ? PyObject_CallMethod(os.get(), "isdir", "O", norm.get()) : nullptr);
+    if (is_dir && PyObject_IsTrue(is_dir.get()) == 1) {
+      const char* s = PyUnicode_AsUTF8(norm.get());
+      if (s) return s;
+    }
+    PyErr_Clear();
+  }
+  return {};
+}
+
+}  // namespace
+
+int init_gateway(PyObject* module) {
+  if (PyModule_AddFunctions(module, gateway_methods) < 0) return -1;
+  exchange_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&exchange_spec));
+  if (!exchange_type) return -1;
+  if (PyModule_AddObjectRef(module, "_Exchange", reinterpret_cast<PyObject*>(exchange_type)) < 0)
+    return -1;
+  // A package: `import parallel.serve` and `-m parallel.serve` find the Python part.
+  std::string folder = python_folder(module);
+  Ref path(folder.empty() ? PyList_New(0) : Py_BuildValue("[s]", folder.c_str()));
+  if (!path || PyModule_AddObjectRef(module, "__path__", path.get()) < 0) return -1;
+  return 0;
+}
+
+}  // namespace pp::py

@@ -1,0 +1,168 @@
+"""parallel.wsgi(app): a WSGI (PEP 3333) application on the runtime's workers.
+
+Each request is parsed by the engine (HTTP/1.1, pipelining, chunked bodies decoded) and
+handed to ``app(environ, start_response)`` on the worker that owns the connection; the
+workers call the app in parallel (``wsgi.multithread`` is True). ``wsgi.input`` is a
+file over the whole decoded body, read before the app is called (bounded by
+``--max-body``). ``wsgi.file_wrapper`` over a real file is sent with sendfile.
+
+The response is framed here: the app's Content-Length when it gives one, else the exact
+length of a list result, else chunked (HTTP/1.1) or close-delimited (HTTP/1.0). Blocks
+of a streamed result go out as they are produced only when the app yields across
+engine turns -- a WSGI app runs to completion on its worker, so a long generator's
+output is sent when it ends (use ASGI to stream).
+
+An exception from the app, from start_response or from the result is logged; before
+the head went out the client gets a 500, after it the connection is closed (it cannot
+tell a cut body from a whole one otherwise). The server keeps serving.
+"""
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+
+from parallel._errors import log_app_error
+
+__all__ = ["adapter", "FileWrapper", "WSGIGateway"]
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: returned by an app, a regular file is sent with sendfile
+    (page cache to socket); anything else is read in blocks."""
+
+    def __init__(self, filelike, block_size: int = 8192) -> None:
+        self.filelike = filelike
+        self.block_size = block_size
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while True:
+            block = read(self.block_size)
+            if not block:
+                return
+            yield block
+
+
+class WSGIGateway:
+    """Base of the protocol classes ``parallel.wsgi(app)`` makes (``app`` is the
+    application); register it with a server as any protocol class."""
+
+    app = None
+
+
+def _file_range(result):
+    """(fd, offset, count) of a FileWrapper over a regular file, else None."""
+    f = result.filelike
+    try:
+        fd = f.fileno()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        pos = f.tell() if hasattr(f, "tell") else 0
+    except (AttributeError, OSError, io.UnsupportedOperation, ValueError):
+        return None
+    return fd, pos, max(0, st.st_size - pos)
+
+
+def adapter(app) -> type:
+    """The protocol class serving ``app``: ``register(server, parallel.wsgi(app))``."""
+    if not callable(app):
+        raise TypeError(f"parallel.wsgi(app): app must be callable, not {type(app).__name__}")
+    base = {
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+        "wsgi.input_terminated": True,
+        "SCRIPT_NAME": "",
+    }
+    name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    bytes_io = io.BytesIO
+
+    def handle(ex) -> None:
+        environ = ex.environ(base)
+        environ["wsgi.input"] = bytes_io(ex.body)
+        status = headers = None
+
+        def start_response(new_status, new_headers, exc_info=None):
+            nonlocal status, headers
+            if exc_info is not None:
+                try:
+                    if ex.started:  # too late to change the head: let the app's error out
+                        raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None
+            elif status is not None:
+                raise AssertionError("start_response called a second time without exc_info")
+            if type(new_status) is not str:
+                raise TypeError(f"status must be a str, not {type(new_status).__name__}")
+            if type(new_headers) is not list:
+                raise TypeError(f"headers must be a list, not {type(new_headers).__name__}")
+            status, headers = new_status, new_headers
+            return write
+
+        def write(data):
+            if status is None:
+                raise AssertionError("write() before start_response()")
+            if not ex.started:
+                ex.start(status, headers)
+            ex.write(data)
+
+        result = None
+        try:
+            result = app(environ, start_response)
+            kind = type(result)
+            if kind is list or kind is tuple:
+                if status is None:
+                    raise RuntimeError("the application returned without calling start_response")
+                if ex.started:
+                    for block in result:
+                        ex.write(block)
+                    ex.finish()
+                else:
+                    ex.respond(status, headers, result[0] if len(result) == 1
+                               else b"".join(result))
+                return
+            if kind is FileWrapper and status is not None and not ex.started:
+                found = _file_range(result)
+                if found is not None:
+                    fd, offset, count = found
+                    ex.start(status, headers, count)
+                    ex.sendfile(os.dup(fd), offset, count)
+                    ex.finish()
+                    return
+            for block in result:
+                if not block:
+                    continue
+                if not ex.started:
+                    if status is None:
+                        raise RuntimeError("the application yielded before start_response")
+                    ex.start(status, headers)
+                ex.write(block)
+            if status is None:
+                raise RuntimeError("the application returned without calling start_response")
+            if ex.started:
+                ex.finish()
+            else:
+                ex.respond(status, headers, b"")
+        except Exception as exc:
+            log_app_error(f"WSGI app {name} raised ({'connection closed' if ex.started else 'answered 500'})",
+                          exc)
+            ex.fail()
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:
+                    log_app_error(f"WSGI app {name}: the result's close() raised", exc)
+
+    return type(f"WSGI[{name}]", (WSGIGateway,),
+                {"app": app, "_parallel_gateway": staticmethod(handle), "__module__": __name__})

@@ -627,8 +627,8 @@ PyObject* ex_sendfile(PyObject* self, PyObject* args) {
 }
 
 // fail(): the app failed. Before the head went out: a 500 (it was logged by the
-// caller); after: the connection is aborted, since the client cannot tell a cut body
-// from a whole one otherwise.
+// caller); after: what was written goes out and the connection closes, without a
+// last chunk, so the client sees a cut body rather than a whole one.
 PyObject* ex_fail(PyObject* self, PyObject*) {
   if (!on_its_worker(EX)) return nullptr;
   GatewayConnection* conn = live(EX);
@@ -642,8 +642,10 @@ PyObject* ex_fail(PyObject* self, PyObject*) {
     conn->response_finished(EX);
   } else {
     EX->finished = true;
+    EX->close_after_response = true;
     Py_CLEAR(EX->on_disconnect);
-    conn->abort();
+    conn->written();
+    conn->response_finished(EX);  // closes after the send (may delete the connection)
   }
   Py_RETURN_TRUE;
 }

@@ -110,9 +110,10 @@ class _Cycle:
                 raise RuntimeError("the application returned before its response was complete")
         except Exception as exc:
             if not self.ex.closed:
-                log_app_error(f"ASGI app {self.name} raised "
-                              f"({'connection closed' if self.ex.started else 'answered 500'})",
-                              exc)
+                ex = self.ex
+                outcome = ("after its response was complete" if ex.finished else
+                           "connection closed" if ex.started else "answered 500")
+                log_app_error(f"ASGI app {self.name} raised ({outcome})", exc)
             self.done = True
             self.ex.fail()
         finally:

@@ -61,6 +61,9 @@ export TSAN_OPTIONS="halt_on_error=0 exitcode=0 second_deadlock_stack=1 log_path
 # Only this build's host: a PP_GIL_BUILD_DIR that does not exist drops the tests' variants
 # that start the GIL build (build-interp-gil, not instrumented; `./pp test` runs them).
 export PP_GIL_BUILD_DIR="$build/no-gil-build"
+# Shutdown and start-up bounds in the tests stretch by this factor (tests/pptest.py): a TSan
+# interpreter finalizes several times slower, more so on a loaded machine.
+export PP_TEST_SLOWDOWN=4
 # Deselected: what their tests measure says nothing under TSan (5-15x slower, a larger and
 # growing heap, on a shared 2-core machine). PP_TSAN_ALL=1 runs them too: their TSan
 # reports still count, their failures then are most likely that measurement.

@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 
-from pptest import ROOT, build_dir, free_port
+from pptest import ROOT, SLOWDOWN, build_dir, free_port
 
 HERE = pathlib.Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
@@ -158,8 +158,9 @@ class ServerProcess:
             r.join(5)
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
-        """Sends sig, waits up to timeout s; returns the exit code (-9: had to be killed).
-        ``stop_seconds`` says how long the exit took."""
+        """Sends sig, waits up to timeout s (times PP_TEST_SLOWDOWN); returns the exit code
+        (-9: had to be killed). ``stop_seconds`` says how long the exit took."""
+        timeout *= SLOWDOWN
         if self.exit_code is not None:
             return self.exit_code
         start = time.monotonic()

@@ -13,6 +13,7 @@ import pytest
 
 from pyserver import (EXAMPLES, SERVERS, ServerProcess, gil_pyparallel, parse_responses,
                       pyparallel, recv_exactly, recv_line, recv_until)
+from pptest import SLOWDOWN
 
 pytestmark = pytest.mark.skipif(not pyparallel().is_file(), reason=f"{pyparallel()} not built")
 RAW = SERVERS / "proto_raw.py"
@@ -39,7 +40,7 @@ def test_signal_stops_promptly_with_open_connections(sig):
     recv_exactly(busy, len(b"You said: x\r\n"))
     code = srv.stop(sig, timeout=10)
     assert code == 0, f"exit {code}:\n{srv.output()[-3000:]}"
-    assert srv.stop_seconds < 3, f"{srv.stop_seconds:.2f} s to stop"
+    assert srv.stop_seconds < 3 * SLOWDOWN, f"{srv.stop_seconds:.2f} s to stop"
     assert "Traceback" not in srv.stderr, srv.stderr[-3000:]
     for s in idle + [busy]:  # every connection was closed by the shutdown
         s.settimeout(5)
@@ -72,7 +73,7 @@ def test_sigint_under_load_exits_0():
     for t in threads:
         t.join(10)
     assert code == 0, f"exit {code}:\n{srv.output()[-3000:]}"
-    assert srv.stop_seconds < 3
+    assert srv.stop_seconds < 3 * SLOWDOWN
 
 
 def test_sigint_during_a_long_callback():
@@ -82,7 +83,7 @@ def test_sigint_during_a_long_callback():
         time.sleep(0.2)  # the handler is running
         code = srv.stop(signal.SIGINT)
     assert code == 0, f"exit {code}:\n{srv.output()[-3000:]}"
-    assert srv.stop_seconds < 5
+    assert srv.stop_seconds < 5 * SLOWDOWN
 
 
 # -- workers=0 ---------------------------------------------------------------------------

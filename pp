@@ -7,6 +7,8 @@
 #   ./pp build                     set everything up and build (interpreter cached, meson build/)
 #   ./pp setup                     install the Debian packages the build and tests need
 #   ./pp bench NAME [ARGS...]      run bench/NAME (see bench/README.md)
+#   ./pp dist                      build, then pack dist/pyparallel-<version>-linux-<arch>.tar.gz:
+#                                  runs from any folder on another Linux machine (README.md)
 #
 # Environment: PP_BUILD_DIR (default ./build), PP_PYTHON (an interpreter to embed instead of
 # the cached free-threaded build; see interpreter/README.md), PP_MESON_ARGS (extra options).
@@ -23,7 +25,10 @@ die() { printf 'pp: error: %s\n' "$*" >&2; exit 1; }
 build_packages=(g++ meson ninja-build pkg-config liburing-dev libaio-dev libfmt-dev libhwloc-dev doctest-dev)
 test_packages=(curl nghttp2-client python3-pytest clang libclang-rt-14-dev hwloc valgrind
   python3.11-dev)
-bench_packages=(wrk nginx-light python3-uvloop python3-httptools python3-aiohttp apache2-utils)
+bench_packages=(wrk nginx-light python3-uvloop python3-httptools python3-aiohttp apache2-utils
+  gnuplot-nox)
+# ./pp dist (and its test): patchelf gives the bundle's binaries relative library paths.
+dist_packages=(patchelf)
 
 apt_install() {
   local missing=()
@@ -68,7 +73,8 @@ cmd="${1:-help}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   setup)
-    apt_install "${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}"
+    apt_install "${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}" \
+      "${dist_packages[@]}"
     ;;
   build)
     do_build
@@ -83,7 +89,7 @@ case "$cmd" in
     exec "$build/examples/pyparallel-httpd" "$@"
     ;;
   test)
-    apt_install "${build_packages[@]}" "${test_packages[@]}"
+    apt_install "${build_packages[@]}" "${test_packages[@]}" "${dist_packages[@]}"
     do_build
     # The same runtime on a stock GIL interpreter (Debian's python3.11): the tests check
     # it works there too, and that callbacks then take turns.
@@ -103,6 +109,11 @@ case "$cmd" in
     name="$1"
     shift
     exec "$root/bench/$name" "$@"
+    ;;
+  dist)
+    apt_install "${build_packages[@]}" "${dist_packages[@]}"
+    do_build
+    exec "$root/tools/make_dist.sh" "$build" "$root/dist"
     ;;
   help | -h | --help)
     sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# bench/scaling.sh -- pyparallel's req/s at 1, 2, 4, 8, 16 workers against N uvloop+httptools
+# processes, from a relocatable bundle (./pp dist), with wrk pinned to its own CPUs.
+#
+#   bench/scaling.sh [BUNDLE] [--out DIR] [--workers 1,2,4,8,16] [--seconds 5] [--repeat 3]
+#                    [--gen-cores N] [--per-worker 8] [--pipeline 16] [--cpu-ms 1.0]
+#                    [--only cpu,plaintext]
+#   bench/scaling.sh --plot-only [--out DIR]     (redraw DIR/scaling.png from DIR/scaling.dat)
+#
+# BUNDLE is a pyparallel-*.tar.gz (extracted into a temporary folder) or an extracted bundle;
+# without it, the bundle this script is part of (bundle/bench/scaling.sh). Nothing else of
+# the repository is used, so on another machine: copy the tarball, `tar xf` it, run
+# `pyparallel-*/bench/scaling.sh`. Writes DIR/scaling.md (table), DIR/scaling.dat and, with
+# gnuplot, DIR/scaling.png (default DIR: ./scaling-results). bench/scaling.py measures;
+# its docstring says how CPUs are split. Needs: wrk, taskset (util-linux), /usr/bin/python3
+# with python3-uvloop and python3-httptools (the anchor), gnuplot for the plot.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+die() { printf 'scaling: error: %s\n' "$*" >&2; exit 1; }
+say() { printf 'scaling: %s\n' "$*" >&2; }
+
+bundle=""
+out="scaling-results"
+plot_only=0
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --out) out="$2"; shift 2 ;;
+    --plot-only) plot_only=1; shift ;;
+    --*) args+=("$1" "$2"); shift 2 ;;
+    *) [ -z "$bundle" ] || die "one bundle only (got '$bundle' and '$1')"; bundle="$1"; shift ;;
+  esac
+done
+
+if [ "$plot_only" = 1 ]; then
+  [ -f "$out/scaling.dat" ] || die "no $out/scaling.dat to plot"
+elif [ -z "$bundle" ]; then
+  [ -x "$here/../bin/pyparallel" ] ||
+    die "no bundle given and this script is not inside one (./pp dist builds one)"
+  bundle="$here/.."
+elif [ -f "$bundle" ]; then
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  tar -C "$tmp" -xzf "$bundle" || die "cannot extract $bundle"
+  bundle="$(echo "$tmp"/pyparallel-*)"
+fi
+if [ "$plot_only" = 0 ]; then
+  [ -x "$bundle/bin/pyparallel" ] || die "$bundle has no bin/pyparallel"
+  bundle="$(cd "$bundle" && pwd)"
+  command -v wrk >/dev/null || die "needs wrk (apt-get install wrk)"
+  command -v taskset >/dev/null || die "needs taskset (apt-get install util-linux)"
+  /usr/bin/python3 -c 'import uvloop, httptools' 2>/dev/null ||
+    die "the anchor needs /usr/bin/python3 with uvloop and httptools" \
+      "(apt-get install python3-uvloop python3-httptools)"
+  say "bundle $bundle ($(head -n 1 "$bundle/BUNDLE.txt" 2>/dev/null || echo '?'))"
+  mkdir -p "$out"
+  # The measuring half: the one from the bundle, so every machine runs the same code.
+  PYTHONPATH="$bundle/bench" /usr/bin/python3 "$bundle/bench/scaling.py" --bundle "$bundle" \
+    --out "$out" "${args[@]}"
+fi
+
+if ! command -v gnuplot >/dev/null; then
+  say "no gnuplot (apt-get install gnuplot-nox): table only, $out/scaling.md"
+  exit 0
+fi
+# Two panels, req/s against workers on log2 axes: pyparallel, the anchor, and pyparallel's
+# 1-worker figure times N (perfect scaling) for reference.
+routes="$(grep -c '^# ' "$out/scaling.dat")"
+{
+  echo "set terminal pngcairo size $((480 * routes)),400 font 'sans,9'"
+  echo "set output '$out/scaling.png'"
+  echo "set multiplot layout 1,$routes title \"$(sed -n 's/^## //p' "$out/scaling.dat")\""
+  echo "set logscale xy 2; set grid; set key bottom right; set xtics (1, 2, 4, 8, 16, 32, 64)"
+  echo "set xlabel 'workers / processes (log scale)'"
+  echo "set ylabel 'requests per second (log scale)'; set format y '%.1s%c'"
+  i=0
+  while IFS= read -r title; do
+    echo "set title '${title#\# }'"
+    pick="/^# /{i++} i==$((i + 1)) \&\& !/^#/ \&\& NF {print \$2; exit}"
+    echo "base = system(\"awk '$pick' $out/scaling.dat\") + 0"
+    echo "plot '$out/scaling.dat' index $i using 1:2 with linespoints lw 2 pt 7 \\"
+    echo "       title 'pyparallel', \\"
+    echo "     '' index $i using 1:3 with linespoints lw 2 pt 5 title 'uvloop+httptools x N', \\"
+    echo "     '' index $i using 1:(base*\$1) with lines dt 2 lc rgb 'gray' title 'linear'"
+    i=$((i + 1))
+  done < <(grep '^# ' "$out/scaling.dat")
+  echo "unset multiplot"
+} | gnuplot
+say "wrote $out/scaling.md and $out/scaling.png"

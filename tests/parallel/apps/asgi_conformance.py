@@ -32,7 +32,7 @@ async def app(scope, receive, send):
         return await lifespan(receive, send)
     assert scope["type"] == "http"
     path = scope["path"]
-    if path == "/scope":
+    if path.startswith("/scope"):
         view = {k: v for k, v in scope.items() if k != "headers"}
         view["headers"] = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in scope["headers"]]
         for k in ("raw_path", "query_string"):

@@ -215,6 +215,7 @@ def main() -> int:
         print(f"scaling: /cpu runs {b.iterations} loop iterations (~{args.cpu_ms} ms)",
               flush=True)
 
+    load_before = os.getloadavg()[0]
     results: dict[tuple[str, str, int], list[Result]] = {}
     for rnd in range(args.repeat):
         for route in routes:
@@ -238,7 +239,8 @@ def main() -> int:
              f"{where}.",
              f"Medians of {args.repeat} interleaved rounds of {args.seconds} s; wrk "
              f"{args.per_worker} connections per worker; anchor: N uvloop+httptools "
-             "processes (SO_REUSEPORT) on /usr/bin/python3.", ""]
+             "processes (SO_REUSEPORT) on /usr/bin/python3; load average "
+             f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after.", ""]
     if b.skipped:
         lines += [f"Not run: {', '.join(map(str, b.skipped))} workers (only "
                   f"{len(b.server)} cores beside wrk's).", ""]

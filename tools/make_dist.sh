@@ -16,6 +16,7 @@
 #                                           ensurepip, pip and the static libpython, with its
 #                                           byte code; lib-dynload RUNPATH $ORIGIN/../..
 #   lib/python3.13t/site-packages/parallel-stubs/__init__.pyi   type stubs (PEP 561)
+#   lib/pyparallel/python/                  the parallel module's Python part (parallel.serve)
 #   examples/, bench/                       the Python examples; bench/scaling.sh and what it runs
 #   licenses/                               the Debian copyright file of each carried library
 #   BUNDLE.txt                              what went in: versions, libraries, minimum glibc
@@ -171,7 +172,15 @@ for so in "$dest/lib/$stdname"/lib-dynload/*.so; do
   patchelf --set-rpath '$ORIGIN/../..' "$so"
 done
 
-# --- stubs, examples, the scaling benchmark ---------------------------------------------------
+# --- the parallel module's Python part, stubs, examples, the scaling benchmark ----------------
+# parallel.wsgi/asgi/serve: the module looks in <bin>/../lib/pyparallel/python (gateway.cpp).
+# Compiled here, by the staged host, so that nothing is written into the bundle at run time.
+if [ -d "$build/interpreter/parallel/python" ]; then
+  mkdir -p "$dest/lib/pyparallel/python"
+  cp -p "$build"/interpreter/parallel/python/*.py "$dest/lib/pyparallel/python/"
+  "$dest/bin/pyparallel" -I -m compileall -q "$dest/lib/pyparallel/python" >/dev/null ||
+    die "cannot compile the parallel module's Python part"
+fi
 mkdir -p "$dest/lib/$stdname/site-packages/parallel-stubs"
 cp "$root/interpreter/parallel/parallel.pyi" \
   "$dest/lib/$stdname/site-packages/parallel-stubs/__init__.pyi"

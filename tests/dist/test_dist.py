@@ -298,6 +298,29 @@ def test_serves_an_example_from_the_bundle(dist):
         assert srv.stop() == 0  # SIGINT: run() returns and the script exits 0
 
 
+WSGI_APP = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"wsgi says " + environ["PATH_INFO"].encode()]
+"""
+
+
+@pytest.mark.skipif(not (BUILD / "interpreter" / "parallel" / "python").is_dir(),
+                    reason="this build has no Python part of the parallel module")
+def test_parallel_serve_from_the_bundle(dist):
+    # The module's Python part (parallel.serve, the WSGI gateway) travels in the bundle.
+    assert (dist["bundle"] / "lib" / "pyparallel" / "python" / "serve.py").is_file()
+    (dist["work"] / "bundle_wsgi_app.py").write_text(WSGI_APP)
+    port = free_port()
+    srv = Served(dist, [str(dist["bundle"] / "bin" / "pyparallel"), "--workers", "2", "-m",
+                        "parallel.serve", "bundle_wsgi_app:app", "--host", "127.0.0.1",
+                        "--port", str(port)], port)
+    try:
+        assert srv.get("/hello") == (200, "text/plain", b"wsgi says /hello")
+    finally:
+        srv.stop()
+
+
 def test_httpd_from_the_bundle(dist, tmp_path):
     root = tmp_path / "www"
     root.mkdir()

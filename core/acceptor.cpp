@@ -27,7 +27,10 @@ void Acceptor::on_accept(Operation& op, const Completion& c) {
   if (!c.more) self->accept_armed_ = false;
   if (c.result >= 0) {
     Handle sock = static_cast<Handle>(c.result);
-    if (self->stopped_) {
+    // A connection accepted as the accept was being cancelled is a client that already
+    // connected: while the server drains it is served (and told to close), since closing
+    // it would reset it.
+    if (self->stopped_ && !self->connections_.draining()) {
       close_socket(sock);
     } else {
       set_nodelay(sock);

@@ -29,6 +29,7 @@ void Connection::open() {
   arm_recv();
   ++dispatching_;  // on_open may close: delete only once it has returned
   on_open();
+  if (draining_ && !closing_) on_drain();  // accepted while the server drains
   --dispatching_;
   maybe_finish();
 }
@@ -63,6 +64,7 @@ void Connection::on_recv(Operation& op, const Completion& c) {
   ++self->dispatching_;
   if (!c.more) self->reading_ = false;
   if (c.result > 0) {
+    ++self->reads_;
     // Bytes that arrive while back-pressure is cancelling the receive are still
     // the peer's data: process them (pausing only stops asking for more). Once
     // closing (lingering included) they are discarded.
@@ -223,6 +225,49 @@ void Connection::check_deadline(std::uint64_t now) {
   maybe_finish();
 }
 
+void Connection::begin_drain() {
+  if (draining_ || finished_) return;
+  draining_ = true;
+  if (closing_) return;
+  ++dispatching_;
+  on_drain();
+  --dispatching_;
+  maybe_finish();
+}
+
+void Connection::drain_round() {
+  if (finished_) return;
+  if (closing_) {
+    // A lingering close waits for the client's EOF; while draining, half a second (five
+    // rounds) is enough for a request that crossed our FIN to arrive and be discarded.
+    // A client that keeps its socket open after our FIN must not hold up the exit.
+    if (lingering_ && !aborted_ && ++linger_rounds_ >= 5) {
+      ++dispatching_;
+      abort();
+      --dispatching_;
+      maybe_finish();
+    }
+    return;
+  }
+  // Idle: between requests (or accepted with nothing read yet) with nothing to send.
+  bool idle = out_.idle() && (wait_ == Wait::next_request ||
+                              (wait_ == Wait::request_head && reads_ == 0));
+  if (!idle) {
+    drain_mark_ = ~std::uint64_t{0};
+    return;
+  }
+  if (drain_mark_ != reads_) {
+    drain_mark_ = reads_;  // idle now: closed at the next round if nothing arrives
+    return;
+  }
+  // Lingering: the FIN goes out at once, and a request that crossed it is read and
+  // discarded rather than answered by a reset.
+  ++dispatching_;
+  close_after_send(/*linger=*/true);
+  --dispatching_;
+  maybe_finish();
+}
+
 // ---------------------------------------------------------------------------------------
 
 ConnectionSet::ConnectionSet(const ConnectionLimits& limits) : limits_(limits) {
@@ -257,6 +302,9 @@ std::uint64_t ConnectionSet::ticks(std::chrono::milliseconds timeout) const {
 void ConnectionSet::drop_all() {
   // Reached with live connections only when a worker is torn down without a full
   // drain (start-up failure, drain deadline): nothing is in flight any more.
+  // The loop is gone or stopped: the sweep's operation will never complete, and
+  // nothing may be submitted for it any more.
+  sweep_armed_ = sweep_cancelling_ = false;
   while (head_) {
     Connection* c = head_;
     remove(c);
@@ -284,13 +332,21 @@ void ConnectionSet::add(Connection* c) {
   if (head_) head_->prev_ = c;
   head_ = c;
   ++size_;
+  c->draining_ = draining_;
   if (!sweep_armed_ && !stopping_) arm_sweep(c->loop());
   c->open();
 }
 
+// Drain rounds: idle connections are closed after two of these without activity.
+constexpr std::chrono::milliseconds kDrainRound{100};
+
 void ConnectionSet::arm_sweep(Loop& loop) {
   sweep_loop_ = &loop;
-  sweep_op_.prep_timeout(tick_length_, &ConnectionSet::on_sweep, this);
+  // While draining, the timer fires every drain round; ticks still advance at their own
+  // pace (since_tick_ adds the rounds up), so timeouts keep their meaning.
+  armed_interval_ = draining_ ? std::min<std::chrono::nanoseconds>(tick_length_, kDrainRound)
+                              : tick_length_;
+  sweep_op_.prep_timeout(armed_interval_, &ConnectionSet::on_sweep, this);
   sweep_armed_ = true;
   loop.submit(sweep_op_);
 }
@@ -298,19 +354,39 @@ void ConnectionSet::arm_sweep(Loop& loop) {
 void ConnectionSet::on_sweep(Operation& op, const Completion& c) {
   auto* self = static_cast<ConnectionSet*>(op.user);
   self->sweep_armed_ = false;
-  if (c.result == -ECANCELED) return;
-  std::uint64_t now = ++self->tick_;
-  for (Connection* conn = self->head_; conn;) {
-    Connection* next = conn->next_;  // check_deadline may delete conn
-    conn->check_deadline(now);
-    conn = next;
+  if (c.result == -ECANCELED) {
+    self->rearm_for_drain();  // drain() cancelled the long tick
+    return;
+  }
+  self->since_tick_ += self->armed_interval_;
+  if (self->since_tick_ >= self->tick_length_) {
+    self->since_tick_ = {};
+    std::uint64_t now = ++self->tick_;
+    for (Connection* conn = self->head_; conn;) {
+      Connection* next = conn->next_;  // check_deadline may delete conn
+      conn->check_deadline(now);
+      conn = next;
+    }
+  }
+  if (self->draining_) {
+    for (Connection* conn = self->head_; conn;) {
+      Connection* next = conn->next_;  // drain_round may delete conn
+      conn->drain_round();
+      conn = next;
+    }
   }
   // Armed only while there are connections: an idle worker does not wake every tick.
   if (self->size_ > 0) self->arm_sweep(*self->sweep_loop_);
 }
 
 void ConnectionSet::on_sweep_cancelled(Operation& op, const Completion&) {
-  static_cast<ConnectionSet*>(op.user)->sweep_cancelling_ = false;
+  auto* self = static_cast<ConnectionSet*>(op.user);
+  self->sweep_cancelling_ = false;
+  self->rearm_for_drain();
+}
+
+void ConnectionSet::rearm_for_drain() {
+  if (draining_ && size_ > 0 && !sweep_armed_ && !sweep_cancelling_) arm_sweep(*sweep_loop_);
 }
 
 void ConnectionSet::remove(Connection* c) {
@@ -319,12 +395,33 @@ void ConnectionSet::remove(Connection* c) {
   if (c->next_) c->next_->prev_ = c->prev_;
   c->prev_ = c->next_ = nullptr;
   --size_;
-  if (size_ == 0 && stopping_ && sweep_armed_ && !sweep_cancelling_) {
+  cancel_sweep_if_done();
+}
+
+void ConnectionSet::cancel_sweep_if_done() {
+  if (size_ == 0 && (stopping_ || draining_) && sweep_armed_ && !sweep_cancelling_) {
     // Shutting down: the worker may stop as soon as the sweep is gone too.
     sweep_cancelling_ = true;
     sweep_cancel_op_.prep_cancel(&sweep_op_, &ConnectionSet::on_sweep_cancelled, this);
     sweep_loop_->submit(sweep_cancel_op_);
   }
+}
+
+void ConnectionSet::drain() {
+  if (draining_ || stopping_) return;
+  draining_ = true;
+  for (Connection* c = head_; c;) {
+    Connection* next = c->next_;  // begin_drain may delete c
+    c->begin_drain();
+    c = next;
+  }
+  if (size_ > 0 && sweep_armed_ && !sweep_cancelling_) {
+    // Re-armed at the drain round's pace by its completion: cancel the long tick.
+    sweep_cancelling_ = true;
+    sweep_cancel_op_.prep_cancel(&sweep_op_, &ConnectionSet::on_sweep_cancelled, this);
+    sweep_loop_->submit(sweep_cancel_op_);
+  }
+  cancel_sweep_if_done();
 }
 
 void ConnectionSet::close_all() {

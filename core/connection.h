@@ -45,6 +45,9 @@ class Connection {
   void abort(std::int64_t error = 0);
   /// True once a close has been asked for.
   bool closing() const { return closing_; }
+  /// True once the server began a graceful stop (ConnectionSet::drain): finish what is in
+  /// flight, then close.
+  bool draining() const { return draining_; }
   /// The socket.
   Handle socket() const { return sock_; }
   /// The worker's loop.
@@ -76,6 +79,11 @@ class Connection {
 
   /// The connection is set up and reading: send a greeting, or close at once.
   virtual void on_open() {}
+  /// The server is draining (a graceful stop or a restart; `draining()` is now true).
+  /// Default: finish sending what is queued, then close -- right for protocols whose
+  /// requests the engine cannot see. HTTP overrides it to answer the request in flight
+  /// with `Connection: close`; an idle connection is closed by the set's drain rounds.
+  virtual void on_drain() { close_after_send(); }
   /// Bytes arrived; `data` is valid only during the call.
   virtual void on_data(std::span<const std::byte> data) = 0;
   /// The peer shut down its sending side. Default: finish sending, then close.
@@ -100,6 +108,12 @@ class Connection {
   void maybe_finish();
   /// The sweep's check: applies the send or read timeout whose time has come.
   void check_deadline(std::uint64_t now_tick);
+  /// Draining: marks the connection draining and calls on_drain.
+  void begin_drain();
+  /// A drain round: closes the connection (lingering) once it has been idle -- no request
+  /// under way, nothing to send, nothing read -- for two rounds in a row, so a request
+  /// already on its way when the drain began is answered rather than met by a close.
+  void drain_round();
 
   Loop& loop_;
   Handle sock_;
@@ -117,7 +131,11 @@ class Connection {
   bool lingering_ = false;   // closing, but reading on (see close_after_send)
   bool fin_sent_ = false;
   bool finished_ = false;
+  bool draining_ = false;
+  std::uint8_t linger_rounds_ = 0;  // drain rounds spent lingering
   Wait wait_ = Wait::nothing;
+  std::uint64_t reads_ = 0;          // receive completions with data (drain rounds)
+  std::uint64_t drain_mark_ = ~std::uint64_t{0};  // reads_ at the last idle drain round
   std::uint64_t wait_since_ = 0;  // the sweep's tick when wait_ began
   std::uint64_t send_since_ = 0;  // the tick of the last send progress
   int dispatching_ = 0;  // depth of our own callbacks on the stack
@@ -150,6 +168,14 @@ class ConnectionSet {
   bool busy() const { return size_ > 0 || sweep_armed_ || sweep_cancelling_; }
   /// Graceful shutdown: every connection finishes its in-flight sends, then closes.
   void close_all();
+  /// A graceful stop that loses no request (SIGTERM, a restart): every connection gets
+  /// `on_drain` (HTTP: the next response says `Connection: close`, then the connection
+  /// closes), connections idle for two drain rounds (100 ms apart) are closed, and a
+  /// connection accepted from now on drains from its start. The worker runs until
+  /// `busy()` is false or its grace period ends.
+  void drain();
+  /// True once `drain` was called.
+  bool draining() const { return draining_; }
   /// Deletes every connection at once, without callbacks. Only when nothing is in
   /// flight any more (the loop has stopped): a worker's last act.
   void drop_all();
@@ -165,12 +191,16 @@ class ConnectionSet {
   static void on_sweep(Operation& op, const Completion& c);
   static void on_sweep_cancelled(Operation& op, const Completion& c);
   void arm_sweep(Loop& loop);
+  void cancel_sweep_if_done();
+  void rearm_for_drain();
   void remove(Connection* c);
   /// Ticks that `timeout` lasts, rounded up; 0 for a disabled timeout.
   std::uint64_t ticks(std::chrono::milliseconds timeout) const;
 
   ConnectionLimits limits_;
   std::chrono::nanoseconds tick_length_;
+  std::chrono::nanoseconds armed_interval_{};  // the sweep timer in flight
+  std::chrono::nanoseconds since_tick_{};      // drain rounds since the last tick
   std::uint64_t wait_ticks_[5] = {};  // each Connection::Wait's timeout in ticks (0: none)
   std::uint64_t send_ticks_ = 0;
   Connection* head_ = nullptr;
@@ -185,6 +215,7 @@ class ConnectionSet {
   bool sweep_armed_ = false;
   bool sweep_cancelling_ = false;
   bool stopping_ = false;
+  bool draining_ = false;
 };
 
 }  // namespace pp

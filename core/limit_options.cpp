@@ -22,6 +22,8 @@ constexpr LimitOption kOptions[] = {
      "longest wait in seconds between two reads of a request body (408 after)"},
     {"--send-timeout", "PYPARALLEL_SEND_TIMEOUT", "send_timeout", Kind::seconds,
      "seconds a response may make no progress (a client that stops reading)"},
+    {"--drain-timeout", "PYPARALLEL_DRAIN_TIMEOUT", "drain_timeout", Kind::seconds,
+     "seconds a graceful stop (SIGTERM) waits for requests under way"},
     {"--max-body", "PYPARALLEL_MAX_BODY", "max_body", Kind::bytes,
      "largest request body, bytes (k/m/g suffixes; 413 above)"},
     {"--max-header-bytes", "PYPARALLEL_MAX_HEADER_BYTES", "max_header_bytes", Kind::bytes,
@@ -35,6 +37,7 @@ std::chrono::milliseconds* seconds_field(std::string_view key, ConnectionLimits&
   if (key == "keepalive_timeout") return &l.keepalive_timeout;
   if (key == "body_timeout") return &l.body_timeout;
   if (key == "send_timeout") return &l.send_timeout;
+  if (key == "drain_timeout") return &l.drain_timeout;
   return nullptr;
 }
 

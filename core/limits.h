@@ -28,6 +28,10 @@ struct ConnectionLimits {
   /// client still sends (so that its unsent bytes do not turn the close into a reset that
   /// destroys the response). nginx: lingering_timeout.
   std::chrono::milliseconds linger_timeout{5'000};
+  /// The grace period of a graceful stop (SIGTERM, SIGINT, a restart): requests under way
+  /// finish and connections close (see ConnectionSet::drain) within it; what is still open
+  /// when it ends is dropped. 0 drops at once.
+  std::chrono::milliseconds drain_timeout{5'000};
 
   /// Largest request body (Content-Length, or decoded chunked size); 413 above. A chunked
   /// body's framing (size lines, extensions, CRLFs) counts too: it may add

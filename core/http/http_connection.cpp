@@ -43,10 +43,12 @@ void HttpConnection::on_data(std::span<const std::byte> data) {
     }
     head_complete_ = false;
     completed = true;
-    respond(request_, r.close_after);
+    // Draining (a graceful stop): this response is the connection's last.
+    bool close = r.close_after || draining();
+    respond(request_, close);
     pos += r.consumed;
     continue_sent_ = false;
-    if (r.close_after) close_after_send();
+    if (close) close_after_send();
   }
   if (buffered)
     pending_.erase(0, pos);

@@ -25,6 +25,9 @@ class HttpConnection : public Connection {
   /// A request head or body took too long: 408 (then a lingering close) if anything of
   /// the request arrived, else a quiet close (nginx does the same).
   void on_read_timeout(Wait wait) override;
+  /// Draining: the request under way (or the next one) is answered with
+  /// `Connection: close`; an idle connection is closed by the drain rounds.
+  void on_drain() override {}
 
  private:
   /// Answers `Expect: 100-continue` once the head of a request with a body has

@@ -6,16 +6,26 @@
 // GET /plaintext and /json follow TechEmpower's rules; any other path is a file
 // under --root, sent with sendfile and honouring Range. One worker per CPU by
 // default, each with its own loop and SO_REUSEPORT listener; SIGINT/SIGTERM stop
-// accepting, finish in-flight sends and exit 0.
+// accepting and drain (requests under way are answered with `Connection: close`, idle
+// connections closed, within --drain-timeout), then exit 0.
+//
+// Listeners: sockets passed by systemd (LISTEN_FDS) are used for their address instead of
+// binding; otherwise an instance already serving the address hands its sockets over
+// (core/handoff.h), so starting a new instance and then sending SIGTERM to the old one loses
+// no connection; otherwise one SO_REUSEPORT socket per worker is bound.
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/acceptor.h"
+#include "core/handoff.h"
+#include "core/inherit.h"
+#include "core/listeners.h"
 #include "core/limit_options.h"
 #include "core/log.h"
 #include "core/net.h"
@@ -124,13 +134,16 @@ Options parse_args(int argc, char** argv) {
 struct WorkerServer {
   explicit WorkerServer(const pp::ConnectionLimits& limits) : connections(limits) {}
   pp::ConnectionSet connections;
-  std::unique_ptr<pp::Acceptor> acceptor;
+  std::vector<std::unique_ptr<pp::Acceptor>> acceptors;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Options opt = parse_args(argc, argv);
+  // First, before any thread: the sockets systemd passed (and the variables unset).
+  if (std::string note; pp::take_systemd_listeners(note) > 0 || !note.empty())
+    pp::log("{}", note);
   pp::ignore_sigpipe();
   pp::block_shutdown_signals();  // before any thread starts: only main sees them
 
@@ -172,39 +185,67 @@ int main(int argc, char** argv) {
   for (unsigned i = 0; i < count; ++i)
     servers.push_back(std::make_unique<WorkerServer>(opt.limits));
 
-  std::uint16_t port = opt.port;
+  config.drain_timeout = opt.limits.drain_timeout;
+  pp::ListenerSet listeners;
+  // Bound by each worker as it starts (bind_now=false) unless inherited or handed over: the
+  // port then takes connections once a worker is ready to accept them.
+  if (!pp::open_listeners(opt.host, opt.port, 4096, count, /*handoff=*/true, listeners, error,
+                          /*bind_now=*/false)) {
+    pp::log("{}", error);
+    return 1;
+  }
+  for (const std::string& addr : pp::unclaimed_inherited_listeners())
+    pp::log("socket activation: inherited {} matches no --host/--port; not served", addr);
+  std::uint16_t port = listeners.port;
   bool ok = pool.start(
       std::move(config),
       [&](pp::Worker& w, std::string& err) {
         WorkerServer& ws = *servers[w.index()];
-        pp::Handle listener = pp::listen_tcp(opt.host, port, /*reuse_port=*/true, 4096, err);
-        if (listener == pp::invalid_handle) return false;
-        // Port 0: the first worker's kernel-chosen port is shared by the rest.
-        if (port == 0) port = pp::local_port(listener);
         pp::Loop& loop = w.loop();
-        ws.acceptor = std::make_unique<pp::Acceptor>(
-            loop, listener, ws.connections, [&loop, &ws, site](pp::Handle sock) {
-              return new httpd::HttpConnection(loop, sock, ws.connections, *site);
-            });
-        ws.acceptor->start();
+        if (listeners.bind_in_workers) {
+          pp::Handle h = pp::listen_tcp(opt.host, port, /*reuse_port=*/true, 4096, err);
+          if (h == pp::invalid_handle) return false;
+          // Port 0: the first worker's kernel-chosen port is shared by the rest.
+          if (port == 0) port = pp::local_port(h);
+          listeners.per_worker[w.index()].push_back(h);
+          listeners.distinct.push_back(h);
+        }
+        // The worker's sockets now belong to its acceptors (closed by them).
+        for (pp::Handle listener : std::exchange(listeners.per_worker[w.index()], {})) {
+          ws.acceptors.push_back(std::make_unique<pp::Acceptor>(
+              loop, listener, ws.connections, [&loop, &ws, site](pp::Handle sock) {
+                return new httpd::HttpConnection(loop, sock, ws.connections, *site);
+              }));
+          ws.acceptors.back()->start();
+        }
         w.on_stop([&ws] {
-          ws.acceptor->stop();
-          ws.connections.close_all();
+          ws.connections.drain();  // first: a connection accepted from now on drains too
+          for (auto& a : ws.acceptors) a->stop();
         });
-        w.set_busy_check([&ws] { return ws.connections.busy() || ws.acceptor->active(); });
+        w.set_busy_check([&ws] {
+          if (ws.connections.busy()) return true;
+          for (auto& a : ws.acceptors)
+            if (a->active()) return true;
+          return false;
+        });
         return true;
       },
       error);
   if (!ok) {
+    pp::close_listeners(listeners);  // those of workers that never started
     pp::log("{}", error);
     return 1;
   }
+  // A later instance on the same address takes these sockets over (core/handoff.h).
+  pp::offer_listeners(opt.host, port, listeners.distinct);
   pp::log("{}", pool.backend_reason());
-  pp::log("serving http://{}:{}/ with {} worker{} (root {})", opt.host, port, pool.size(),
-          pool.size() == 1 ? "" : "s", site->root());
+  pp::log("serving http://{}:{}/ with {} worker{} (root {}; listeners {})", opt.host, port,
+          pool.size(), pool.size() == 1 ? "" : "s", site->root(), listeners.origin);
 
   int sig = pp::wait_for_shutdown_signal();
-  pp::log("{} received: stopping", sig == 2 ? "SIGINT" : "SIGTERM");
+  pp::log("{} received: draining", sig == 2 ? "SIGINT" : "SIGTERM");
+  // A successor started from now on binds anew instead of taking sockets about to close.
+  pp::withdraw_listeners();
   pool.stop();
   pool.join();
   return 0;

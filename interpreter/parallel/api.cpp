@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "core/inherit.h"
 #include "core/log.h"
 #include "interpreter/parallel/runtime.h"
 #include "interpreter/parallel_module.h"
@@ -233,9 +234,28 @@ bool add_type(PyObject* module, PyType_Spec* spec, PyTypeObject*& out) {
 }
 }  // namespace
 
+namespace {
+// Socket activation: the sockets systemd passed are taken when the module is first
+// imported, before the script can start a child, and the LISTEN_* variables are removed
+// from os.environ too (the C environment is cleared by take_systemd_listeners; os.environ
+// is Python's copy, which subprocess passes on).
+void take_inherited_sockets() {
+  std::string note;
+  if (take_systemd_listeners(note) > 0 || !note.empty()) pp::log("{}", note);
+  Ref os(PyImport_ImportModule("os"));
+  Ref environ(os ? PyObject_GetAttrString(os.get(), "environ") : nullptr);
+  for (const char* name : {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}) {
+    Ref r(environ ? PyObject_CallMethod(environ.get(), "pop", "sO", name, Py_None) : nullptr);
+    (void)r;
+  }
+  PyErr_Clear();  // nothing here may fail the import
+}
+}  // namespace
+
 int init_runtime_api(PyObject* module) {
   Names& n = names();
   if (!n.connection_made) {
+    take_inherited_sockets();
     n.connection_made = intern("connection_made");
     n.data_received = intern("data_received");
     n.send_complete = intern("send_complete");

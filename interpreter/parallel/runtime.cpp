@@ -11,6 +11,9 @@
 
 #include "core/limit_options.h"
 #include "core/acceptor.h"
+#include "core/handoff.h"
+#include "core/inherit.h"
+#include "core/listeners.h"
 #include "core/connection.h"
 #include "core/log.h"
 #include "core/net.h"
@@ -93,30 +96,45 @@ struct WorkerState {
   /// waits for them, since their posters were told they would run.
   std::atomic<unsigned> posts_pending{0};
 
-  /// Opens this thread's listeners (SO_REUSEPORT) and starts clients.
-  bool setup(Loop& l, unsigned index, unsigned count, std::string& error) {
+  /// Accepts on this thread's share of every server's listeners (`sets`, one per server
+  /// in registration order, opened by the main thread) and starts clients.
+  bool setup(Loop& l, unsigned index, unsigned count, std::vector<ListenerSet>& sets,
+             std::string& error) {
     loop = &l;
     context.loop = &l;
     context.counters = &counters;
     context.local = &local;
     unsigned client_no = 0;
+    std::size_t server_no = 0;
     for (Ref& ref : endpoints()) {
       auto* e = reinterpret_cast<EndpointObject*>(ref.get());
       if (!e->protocol) continue;
       const ProtocolInfo* info = e->protocol;
       if (!e->is_client) {
-        int port = e->port.load();
-        Handle listener = listen_tcp(*e->host, static_cast<std::uint16_t>(port),
-                                     /*reuse_port=*/true, e->backlog, error);
-        if (listener == invalid_handle) return false;
-        // Port 0: the first worker's pick is everyone's (workers start in order).
-        if (port == 0) e->port.store(local_port(listener));
         Loop* lp = loop;
         ConnectionSet* set = &connections;
-        acceptors.push_back(std::make_unique<Acceptor>(
-            *loop, listener, connections,
-            [lp, set, info](Handle sock) { return make_connection(*lp, sock, *set, *info); }));
-        acceptors.back()->start();
+        ListenerSet& ls = sets[server_no++];
+        if (ls.bind_in_workers) {
+          // Bound here, worker by worker as they start: the port takes connections only
+          // once a worker accepts them (and a callback's submit_work is refused only in
+          // the short while later workers start, as before).
+          Handle h = listen_tcp(*e->host, ls.port, /*reuse_port=*/true, e->backlog, error);
+          if (h == invalid_handle) return false;
+          // Port 0: the first worker's pick is everyone's (workers start in order).
+          if (ls.port == 0) {
+            ls.port = local_port(h);
+            e->port.store(ls.port);
+          }
+          ls.per_worker[index].push_back(h);
+          ls.distinct.push_back(h);
+        }
+        // Taken: the acceptors own (and close) them from here on.
+        for (Handle listener : std::exchange(ls.per_worker[index], {})) {
+          acceptors.push_back(std::make_unique<Acceptor>(
+              *loop, listener, connections,
+              [lp, set, info](Handle sock) { return make_connection(*lp, sock, *set, *info); }));
+          acceptors.back()->start();
+        }
       } else if (client_no++ % count == index) {
         start_client(e);  // spread over the workers; a failure is the protocol's to hear
       }
@@ -154,11 +172,11 @@ struct WorkerState {
     w.connections.add(make_connection(*w.loop, c->sock, w.connections, *c->client->protocol));
   }
 
-  /// Graceful stop: no new connections; open ones finish their sends and close;
-  /// timers are cancelled.
+  /// Graceful stop: no new connections; open ones drain (HTTP: the request under way is
+  /// answered with `Connection: close`; idle ones close) and close; timers are cancelled.
   void begin_stop() {
+    connections.drain();  // first: a connection the cancelled accept still yields drains
     for (auto& a : acceptors) a->stop();
-    connections.close_all();
     stop_timers(local);
   }
 
@@ -210,11 +228,58 @@ struct Runtime {
   std::vector<std::shared_ptr<TimerState>> pending_timers;  // guarded by gate_mutex
   std::vector<std::unique_ptr<WorkerState>> workers;  // fixed while the gate is not closed
   std::vector<std::unique_ptr<Counters>> counters;    // the last run's, kept for stats()
+  std::vector<ListenerSet> listeners;  // per server, this run's; workers take their share
 };
 
 Runtime& rt() {
   static Runtime* r = new Runtime;  // never destroyed: threads may outlive static teardown
   return *r;
+}
+
+// Closes the listeners no worker took (a start-up that failed part-way) and forgets them.
+void release_server_listeners() {
+  Runtime& r = rt();
+  for (ListenerSet& set : r.listeners) close_listeners(set);
+  r.listeners.clear();
+}
+
+// Opens every registered server's listeners for `threads` runtime threads, on the main
+// thread: sockets systemd passed, else those of an older instance serving the address
+// (core/handoff.h), else new SO_REUSEPORT sockets. Raises ParallelError on failure.
+bool open_server_listeners(unsigned threads) {
+  Runtime& r = rt();
+  release_server_listeners();
+  for (Ref& ref : endpoints()) {
+    auto* e = reinterpret_cast<EndpointObject*>(ref.get());
+    if (!e->protocol || e->is_client) continue;
+    ListenerSet set;
+    std::string error;
+    if (!open_listeners(*e->host, static_cast<std::uint16_t>(e->port.load()), e->backlog,
+                        threads, /*handoff=*/true, set, error, /*bind_now=*/false)) {
+      release_server_listeners();
+      PyErr_SetString(names().parallel_error, error.c_str());
+      return false;
+    }
+    e->port.store(set.port);
+    r.listeners.push_back(std::move(set));
+  }
+  for (const std::string& addr : unclaimed_inherited_listeners())
+    pp::log("socket activation: inherited {} matches no server(); not served", addr);
+  return true;
+}
+
+// Serving: says where each server's sockets came from, and offers them to a successor.
+void offer_server_listeners() {
+  Runtime& r = rt();
+  std::size_t k = 0;
+  for (Ref& ref : endpoints()) {
+    auto* e = reinterpret_cast<EndpointObject*>(ref.get());
+    if (!e->protocol || e->is_client || k >= r.listeners.size()) continue;
+    const ListenerSet& set = r.listeners[k++];
+    if (set.origin != "bound")
+      pp::log("listening on {}:{} ({})", *e->host, set.port, set.origin);
+    offer_listeners(*e->host, set.port, set.distinct);
+  }
 }
 
 // Posts `fn` to `ws`'s loop, counted until it has run. The gate is held and open.
@@ -404,10 +469,17 @@ PyObject* run_on_main_thread(const Choice& choice) {
   ws->context.attached = true;
   this_thread = &ws->context;
   std::string error;
-  bool ok = ws->setup(*opened.loop, 0, 1, error);
+  if (!open_server_listeners(1)) {
+    this_thread = nullptr;
+    return nullptr;
+  }
+  bool ok = ws->setup(*opened.loop, 0, 1, r.listeners, error);
   r.workers.push_back(std::move(ws));
   WorkerState& w = *r.workers.back();
-  if (ok) open_gate();
+  if (ok) {
+    open_gate();
+    offer_server_listeners();
+  }
   r.running = true;
   bool stop = !ok;
   if (!ok) PyErr_SetString(names().parallel_error, error.c_str());
@@ -420,8 +492,9 @@ PyObject* run_on_main_thread(const Choice& choice) {
   }
   Ref pending = PyErr_Occurred() ? fetch_exception() : Ref();
   set_gate(Gate::stopping);
+  withdraw_listeners();  // a successor started from now on binds anew
   w.begin_stop();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto deadline = std::chrono::steady_clock::now() + choice.limits.drain_timeout;
   while (w.busy() && std::chrono::steady_clock::now() < deadline) {
     detach();
     opened.loop->run_once(std::chrono::milliseconds(20));
@@ -431,6 +504,7 @@ PyObject* run_on_main_thread(const Choice& choice) {
   // Now, not in a thread_local or static destructor: the interpreter may be finalized
   // right after run() returns.
   w.teardown();
+  release_server_listeners();
   r.running = false;
   set_gate(Gate::closed);
   r.workers.clear();
@@ -482,6 +556,7 @@ PyObject* run_on_workers(const Choice& choice) {
     return true;
   };
   config.after_batch = [](Worker&) { detach(); };
+  config.drain_timeout = choice.limits.drain_timeout;
   config.on_thread_exit = [&r](Worker& w) {
     WorkerState& ws = *r.workers[w.index()];
     if (!ws.context.tstate) return;
@@ -494,6 +569,10 @@ PyObject* run_on_workers(const Choice& choice) {
     this_thread = nullptr;
   };
 
+  if (!open_server_listeners(choice.workers)) {
+    r.workers.clear();
+    return nullptr;
+  }
   WorkerPool pool;
   std::string error;
   bool started;
@@ -513,7 +592,7 @@ PyObject* run_on_workers(const Choice& choice) {
         ws.context.tstate = PyThreadState_New(interp);
         this_thread = &ws.context;
         set_parallel_thread(true);
-        if (!ws.setup(w.loop(), w.index(), n, err)) return false;
+        if (!ws.setup(w.loop(), w.index(), n, r.listeners, err)) return false;
         WorkerState* wp = &ws;
         w.on_stop([wp] { wp->begin_stop(); });
         w.set_busy_check([wp] { return wp->busy(); });
@@ -528,10 +607,12 @@ PyObject* run_on_workers(const Choice& choice) {
     }
     drain_main_queue();  // what a worker queued before start-up failed still runs
     r.workers.clear();
+    release_server_listeners();
     PyErr_SetString(names().parallel_error, error.c_str());
     return nullptr;
   }
   open_gate();
+  offer_server_listeners();
   r.running = true;
   pp::log("{}", pool.backend_reason());
   pp::log("{} worker{} running (numa policy {})", pool.size(), pool.size() == 1 ? "" : "s",
@@ -545,6 +626,7 @@ PyObject* run_on_workers(const Choice& choice) {
   }
   Ref pending = PyErr_Occurred() ? fetch_exception() : Ref();
   set_gate(Gate::stopping);
+  withdraw_listeners();  // a successor started from now on binds anew
   pool.stop();
   // Workers may be waiting on call_from_main_thread_and_wait while they drain: keep
   // serving the main queue until every worker has exited.
@@ -569,6 +651,7 @@ PyObject* run_on_workers(const Choice& choice) {
   }
   drain_main_queue();
   r.workers.clear();
+  release_server_listeners();
   if (pending) {
     restore_exception(pending);
     return nullptr;

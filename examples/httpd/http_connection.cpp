@@ -50,7 +50,16 @@ int map_path(std::string_view url_path, const std::string& root, std::string& ou
   while (start <= decoded.size()) {
     std::size_t end = decoded.find('/', start);
     if (end == std::string::npos) end = decoded.size();
-    if (std::string_view(decoded).substr(start, end - start) == "..") return 404;
+    std::string_view segment = std::string_view(decoded).substr(start, end - start);
+    if (segment == "..") return 404;
+#if defined(_WIN32)
+    // Windows reads '\\' as a separator too, ':' as a drive or a stream name ("f::$DATA"),
+    // and drops a segment's trailing dots and spaces (".. " and "..." can mean ".."): none
+    // of these has a place in a URL path to a file under the root.
+    if (segment.find_first_of("\\:") != std::string_view::npos) return 404;
+    if (!segment.empty() && segment != "." && (segment.back() == '.' || segment.back() == ' '))
+      return 404;
+#endif
     start = end + 1;
   }
   out = root + decoded;
@@ -62,7 +71,11 @@ int map_path(std::string_view url_path, const std::string& root, std::string& ou
 
 Site::Site(std::string root, std::uint64_t body_limit) {
   char resolved[PATH_MAX];
+#if defined(_WIN32)
+  root_ = ::_fullpath(resolved, root.c_str(), sizeof resolved) ? resolved : root;
+#else
   root_ = ::realpath(root.c_str(), resolved) ? resolved : root;
+#endif
   parser_options_.max_body = body_limit;
 }
 

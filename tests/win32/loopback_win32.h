@@ -1,0 +1,312 @@
+// tests/win32/loopback_win32.h -- tests/engine/loopback.h for Windows: the same helpers
+// (Probe, run_until, Fd, Listener, tcp_pair, read/write_available...) on Winsock, so that
+// the engine suite's cases (tests/win32/test_iocp_loop.cpp) read as they do on POSIX.
+//
+// Handles are kept as `int` like the POSIX fds: Windows socket and file handle values are
+// small multiples of 4 that fit. `close_any` closes either kind (closesocket, then
+// CloseHandle for what is not a socket).
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/loop.h"
+#include "core/net.h"
+#include "platform/win32/winsock.h"
+
+// What the POSIX cases spell that Winsock spells differently.
+#ifndef SHUT_WR
+#define SHUT_WR SD_SEND
+#define SHUT_RDWR SD_BOTH
+#endif
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0  // Windows has no SIGPIPE
+#endif
+
+namespace pp::test {
+
+/// Closes a socket or a file handle held as an int.
+inline void close_any(int h) {
+  if (::closesocket(static_cast<SOCKET>(h)) != 0 && ::WSAGetLastError() == WSAENOTSOCK)
+    ::CloseHandle(reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(h)));
+}
+
+/// True when the test runs under Wine (its ntdll exports wine_get_version). Tests mark the
+/// few places where Wine behaves unlike Windows with it, and say why there.
+inline bool under_wine() {
+  HMODULE ntdll = ::GetModuleHandleA("ntdll.dll");
+  return ntdll != nullptr && ::GetProcAddress(ntdll, "wine_get_version") != nullptr;
+}
+
+}  // namespace pp::test
+
+namespace pp::test {
+
+using namespace std::chrono_literals;
+
+/// True while a test is inside Loop::submit: a callback that sees it set ran inside submit,
+/// which the contract forbids.
+inline bool in_submit = false;
+
+/// Submits through here so that callbacks can check they never run inside submit().
+inline void submit(Loop& loop, Operation& op) {
+  in_submit = true;
+  loop.submit(op);
+  in_submit = false;
+}
+
+/// An operation that records every completion it gets. Prepare `op` with Probe::on_complete
+/// and the probe itself as context: `p.op.prep_recv(fd, true, Probe::on_complete, &p)`.
+struct Probe {
+  Operation op;
+  std::vector<std::int64_t> results;
+  std::vector<bool> mores;
+  std::string bytes;  // recv: every completion's data, concatenated
+  int finals = 0;     // completions with more == false (must end up exactly 1)
+  bool ran_in_submit = false;
+  bool data_mismatch = false;  // a recv completion whose data size differs from its result
+
+  bool done() const { return finals > 0; }
+  std::int64_t last() const { return results.empty() ? INT64_MIN : results.back(); }
+  bool last_more() const { return !mores.empty() && mores.back(); }
+
+  static void on_complete(Operation& op, const Completion& c) {
+    auto* p = static_cast<Probe*>(op.user);
+    if (in_submit) p->ran_in_submit = true;
+    p->results.push_back(c.result);
+    p->mores.push_back(c.more);
+    if (op.code == OpCode::recv) {
+      if (c.result > 0 && c.data.size() != static_cast<std::size_t>(c.result))
+        p->data_mismatch = true;
+      if (c.result > 0)
+        p->bytes.append(reinterpret_cast<const char*>(c.data.data()), c.data.size());
+    }
+    if (!c.more) ++p->finals;
+  }
+};
+
+/// Runs `loop` until `pred()` holds or `limit` passes; false on timeout. `pred` may do
+/// test-side work each turn (drain a client socket, write more).
+template <class Pred>
+bool run_until(Loop& loop, Pred&& pred, std::chrono::milliseconds limit = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    loop.run_once(1ms);
+  }
+  return true;
+}
+
+/// Fails the test (instead of hanging) when `cond` does not come true within 10 s.
+#define PP_RUN_UNTIL(loop, cond)                                         \
+  REQUIRE_MESSAGE(::pp::test::run_until((loop), [&] { return (cond); }), \
+                  "timed out waiting for: " #cond)
+
+/// Runs `loop` for about `d`, for checks that something does NOT happen.
+inline void run_for(Loop& loop, std::chrono::milliseconds d) {
+  auto until = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < until) loop.run_once(1ms);
+}
+
+/// An owned fd, closed on destruction.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  /// Gives up ownership (e.g. after handing the fd to a close operation).
+  int release() { return std::exchange(fd_, -1); }
+  void reset() {
+    if (fd_ >= 0) close_any(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+/// A listening socket on 127.0.0.1, on a free port.
+struct Listener {
+  Fd fd;
+  std::uint16_t port = 0;
+  Listener() {
+    std::string err;
+    fd = Fd(static_cast<int>(listen_tcp("127.0.0.1", 0, false, 4096, err)));
+    REQUIRE_MESSAGE(fd.get() >= 0, err);
+    port = local_port(fd.get());
+  }
+  Endpoint endpoint() const {
+    Endpoint ep;
+    std::string err;
+    REQUIRE_MESSAGE(resolve_endpoint("127.0.0.1", port, ep, err), err);
+    return ep;
+  }
+};
+
+/// A blocking client socket connected to 127.0.0.1:`port` (loopback connects complete from
+/// the listener's backlog, without the listener's loop running).
+inline Fd connect_client(std::uint16_t port) {
+  Fd fd(static_cast<int>(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)));
+  REQUIRE(fd.get() >= 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE_MESSAGE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0,
+                  "connect: WSA error " << ::WSAGetLastError());
+  return fd;
+}
+
+/// accept(2) on a listener, blocking: the test's side of a pair. Sockets accepted from an
+/// overlapped listener (listen_tcp makes them so) are overlapped too, as the engine needs.
+inline int accept_blocking(int listener) {
+  return static_cast<int>(::accept(static_cast<SOCKET>(listener), nullptr, nullptr));
+}
+
+/// A plain TCP socket (the test's own, not the engine's).
+inline int plain_socket() { return static_cast<int>(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)); }
+
+/// A connected loopback pair: `client` blocking (the test's side), `server` handed to the
+/// engine.
+struct TcpPair {
+  Fd client;
+  Fd server;
+};
+inline TcpPair tcp_pair(Listener& l) {
+  TcpPair p;
+  p.client = connect_client(l.port);
+  p.server = Fd(accept_blocking(l.fd.get()));
+  REQUIRE_MESSAGE(p.server.get() >= 0, "accept: WSA error " << ::WSAGetLastError());
+  return p;
+}
+
+/// Appends whatever `fd` has ready to `out` without blocking. Returns false on EOF/error.
+inline bool read_available(int fd, std::string& out) {
+  char buf[65536];
+  auto s = static_cast<SOCKET>(fd);
+  for (;;) {
+    fd_set set;
+    FD_ZERO(&set);
+    FD_SET(s, &set);
+    timeval zero{0, 0};
+    int ready = ::select(0, &set, nullptr, nullptr, &zero);
+    if (ready == 0) return true;
+    if (ready < 0) return false;
+    int n = ::recv(s, buf, sizeof buf, 0);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    return false;  // 0: EOF; < 0: reset or error
+  }
+}
+
+/// Writes as much of `data` from `pos` as `fd` takes now, without blocking; advances `pos`.
+inline void write_available(int fd, const std::string& data, std::size_t& pos) {
+  auto s = static_cast<SOCKET>(fd);
+  u_long on = 1, off = 0;
+  ::ioctlsocket(s, FIONBIO, &on);
+  while (pos < data.size()) {
+    int n = ::send(s, data.data() + pos, static_cast<int>(std::min<std::size_t>(data.size() - pos, 1 << 20)), 0);
+    if (n <= 0) break;
+    pos += static_cast<std::size_t>(n);
+  }
+  ::ioctlsocket(s, FIONBIO, &off);
+}
+
+/// Writes all of `s` (blocking); for small messages the socket buffer always takes.
+inline void write_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    int n = ::send(static_cast<SOCKET>(fd), s.data(), static_cast<int>(s.size()), 0);
+    REQUIRE_MESSAGE(n > 0, "send: WSA error " << ::WSAGetLastError());
+    s.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+inline void set_buffer_sizes(int fd, int sndbuf, int rcvbuf) {
+  auto s = static_cast<SOCKET>(fd);
+  if (sndbuf > 0)
+    ::setsockopt(s, SOL_SOCKET, SO_SNDBUF, reinterpret_cast<const char*>(&sndbuf), sizeof sndbuf);
+  if (rcvbuf > 0)
+    ::setsockopt(s, SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char*>(&rcvbuf), sizeof rcvbuf);
+}
+
+/// Closes `fd` with SO_LINGER 0, so the peer gets a reset instead of a FIN.
+inline void close_with_reset(Fd& fd) {
+  linger lg{1, 0};
+  ::setsockopt(static_cast<SOCKET>(fd.get()), SOL_SOCKET, SO_LINGER,
+               reinterpret_cast<const char*>(&lg), sizeof lg);
+  fd.reset();
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so byte-exact checks catch reordering.
+inline std::string pattern(std::size_t n, std::uint32_t seed = 0x9e3779b9u) {
+  std::string s(n, '\0');
+  std::uint32_t x = seed ? seed : 1;
+  for (auto& c : s) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c = static_cast<char>(x);
+  }
+  return s;
+}
+
+/// One backend a test binary runs the engine suite against: its name and how to open a loop
+/// on it.
+struct BackendUnderTest {
+  std::string name;
+  std::function<OpenLoopResult(const LoopOptions&)> open;
+};
+
+/// The backends this test binary runs the suite against. Tests that open loops go through
+/// this (or for_each_backend), never available_backends()/open_loop directly, so that the
+/// same suite runs on a backend this OS's open_loop does not offer. Normally: every backend
+/// available_backends() lists, opened by open_loop. Built with PP_TEST_KQUEUE_EMULATION
+/// (engine_tests_kqueue, tests/engine/meson.build): the kqueue backend alone, on the
+/// test-only kqueue emulation -- that binary links Linux's open_loop, which has no kqueue.
+inline std::vector<BackendUnderTest> backends_under_test() {
+  std::vector<BackendUnderTest> out;
+  for (BackendKind kind : available_backends())
+    out.push_back({std::string(to_string(kind)),
+                   [kind](const LoopOptions& options) { return open_loop(kind, options); }});
+  return out;
+}
+
+/// Opens a fresh loop with `options` on each backend under test and calls
+/// `body(loop, name)` with the backend's name in every failure message.
+template <class Body>
+void for_each_backend(Body&& body, const LoopOptions& options = {}) {
+  auto backends = backends_under_test();
+  REQUIRE_MESSAGE(!backends.empty(), "no backend available on this host");
+  for (const BackendUnderTest& backend : backends) {
+    INFO("backend: " << backend.name);
+    auto opened = backend.open(options);
+    REQUIRE_MESSAGE(opened.loop, opened.error);
+    CHECK(opened.loop->backend_name() == backend.name);
+    body(*opened.loop, backend.name);
+  }
+}
+
+}  // namespace pp::test

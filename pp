@@ -24,9 +24,9 @@ die() { printf 'pp: error: %s\n' "$*" >&2; exit 1; }
 # Debian packages: what the build needs, and what the tests and benchmarks drive.
 build_packages=(g++ meson ninja-build pkg-config liburing-dev libaio-dev libfmt-dev libhwloc-dev doctest-dev)
 test_packages=(curl nghttp2-client python3-pytest clang libclang-rt-14-dev hwloc valgrind
-  python3.11-dev)
+  python3.11-dev python3-flask python3-starlette)
 bench_packages=(wrk nginx-light python3-uvloop python3-httptools python3-aiohttp apache2-utils
-  gnuplot-nox)
+  gnuplot-nox python3-gunicorn python3-uvicorn)
 # ./pp dist (and its test): patchelf gives the bundle's binaries relative library paths.
 dist_packages=(patchelf)
 

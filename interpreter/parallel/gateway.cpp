@@ -943,7 +943,24 @@ PyObject* make_adapter(const char* module, PyObject* app) {
 PyObject* fn_wsgi(PyObject*, PyObject* app) { return make_adapter("parallel._wsgi", app); }
 PyObject* fn_asgi(PyObject*, PyObject* app) { return make_adapter("parallel._asgi", app); }
 
+// Module __getattr__ (PEP 562): the gateway base classes come from the Python part on
+// first use, so `import parallel` does not import asyncio.
+PyObject* fn_module_getattr(PyObject*, PyObject* name) {
+  const char* n = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : nullptr;
+  if (n && std::strcmp(n, "WSGIGateway") == 0) {
+    Ref mod(PyImport_ImportModule("parallel._wsgi"));
+    return mod ? PyObject_GetAttr(mod.get(), name) : nullptr;
+  }
+  if (n && std::strcmp(n, "ASGIGateway") == 0) {
+    Ref mod(PyImport_ImportModule("parallel._asgi"));
+    return mod ? PyObject_GetAttr(mod.get(), name) : nullptr;
+  }
+  PyErr_Format(PyExc_AttributeError, "module 'parallel' has no attribute %R", name);
+  return nullptr;
+}
+
 PyMethodDef gateway_methods[] = {
+    {"__getattr__", fn_module_getattr, METH_O, "Lazily provided names (PEP 562)."},
     {"wsgi", fn_wsgi, METH_O,
      "wsgi(app)\n--\n\nA protocol class serving the WSGI (PEP 3333) application `app`: "
      "register(server, wsgi(app))."},

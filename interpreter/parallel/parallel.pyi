@@ -21,7 +21,8 @@ that connection's callbacks. Callbacks run on the engine's worker threads, in pa
 free-threaded interpreter; they may read module globals loaded before ``run()`` freely.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Union
 
 Sendable = Union[bytes, bytearray, memoryview, str]
@@ -147,3 +148,45 @@ def timer(duetime: float, period: float, func: Callable[..., Any], *args: Any) -
     seconds (0: once). Made before ``run()``, it starts when ``run()`` begins. Timers end
     with the run: ``stop()`` cancels them and ``run()`` returns having released their
     ``func`` and ``args``. Raises ParallelError once ``stop()`` was asked."""
+
+# ---- WSGI and ASGI applications (parallel.wsgi / parallel.asgi; -m parallel.serve) ----
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Callable[[bytes], None]]], Iterable[bytes]]
+ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
+                    Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
+
+class WSGIGateway:
+    """A protocol class made by ``wsgi(app)``; register it with a server."""
+
+    app: WSGIApp
+
+class ASGIGateway:
+    """A protocol class made by ``asgi(app)``; register it with a server. The lifespan
+    methods run the app's lifespan coroutine on the calling thread (the main thread,
+    around ``run()``); ``-m parallel.serve`` calls them itself."""
+
+    app: ASGIApp
+    @classmethod
+    def startup(cls, required: bool = False) -> bool:
+        """Lifespan startup; False when the app has no lifespan support (an error when
+        ``required``); raises ``parallel._asgi.LifespanError`` when startup fails."""
+    @classmethod
+    def shutdown(cls) -> None:
+        """Lifespan shutdown, after a successful startup."""
+    @classmethod
+    def lifespan(cls, required: bool = False) -> AbstractContextManager[type[ASGIGateway]]:
+        """``with cls.lifespan(): parallel.run()``."""
+
+def wsgi(app: WSGIApp) -> type[WSGIGateway]:
+    """Serve a WSGI (PEP 3333) app: ``register(server, parallel.wsgi(app))``. Use it for
+    Flask, Django and other WSGI apps: the workers call ``app`` in parallel
+    (``wsgi.multithread`` is True), ``wsgi.input`` holds the whole decoded body,
+    ``wsgi.file_wrapper`` over a file is sent with sendfile. An exception before the
+    head went out is a 500, after it the connection closes; both are logged."""
+
+def asgi(app: ASGIApp) -> type[ASGIGateway]:
+    """Serve an ASGI 3.0 app (Starlette, FastAPI): each request's coroutine runs on the
+    worker that owns its connection, in that worker's asyncio loop (``await`` works and
+    stays on that core). ``receive()`` gives the whole body, then ``http.disconnect``;
+    ``send()`` streams (chunked without a Content-Length). Use ``-m parallel.serve`` or
+    ``with cls.lifespan(): run()`` for lifespan events."""

@@ -206,6 +206,40 @@ def fuzz(tally: Tally) -> None:
     tally.add("fuzz http parser", int(code == 0), int(code != 0))
 
 
+def windows_under_wine(tally: Tally) -> None:
+    """The Windows cross build's doctest binaries (the engine suite on IOCP, the HTTP and
+    platform tests), each run under Wine in a throw-away prefix whose processes are all
+    killed afterwards. tests/win32/test_httpd_wine.py runs in the python suite. Without a
+    cross build (no `./pp build-windows`) this is skipped, unless PP_EXPECT_WINDOWS=1 (set
+    by `./pp test`, which builds it) makes the missing build a failure."""
+    sys.path.insert(0, str(ROOT / "tests" / "win32"))
+    import wine  # tests/win32/wine.py
+    reason = wine.unavailable_reason()
+    if reason:
+        if os.environ.get("PP_EXPECT_WINDOWS") == "1":
+            tally.add("windows cross build", 0, 1)
+        print(f"== windows under wine: skipped: {reason}", flush=True)
+        return
+    build = wine.windows_build_dir()
+    tests = json.loads(subprocess.check_output(
+        ["meson", "introspect", "--tests", str(build)], text=True))
+    with wine.WinePrefix() as prefix:
+        for t in tests:
+            cmd = t["cmd"] if t["cmd"][0] == "wine" else ["wine", *t["cmd"]]
+            code, out = run(cmd, timeout=max(60, int(t.get("timeout") or 60)) * 2,
+                            env=prefix.env, cwd=build)
+            m = None
+            for m in DOCTEST_SUMMARY.finditer(out):
+                pass
+            if m:
+                passed, failed = int(m.group(2)), int(m.group(3))
+                if code != 0 and failed == 0:
+                    failed = 1
+                tally.add(f"C++ {t['name']} (windows, wine)", passed, failed)
+            else:
+                tally.add(f"windows {t['name']} (wine)", int(code == 0), int(code != 0))
+
+
 def main() -> int:
     build = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "build").resolve()
     tally = Tally()
@@ -222,6 +256,7 @@ def main() -> int:
                                    "tests/parallel/test_pp_examples.py"],
                  dict(env, PP_TEST_BACKEND="libaio"), tally)
     cpython_regrtest(build, tally)
+    windows_under_wine(tally)
     if os.environ.get("PP_TSAN") == "1":
         tsan_check(tally)
         tsan_runtime(tally)

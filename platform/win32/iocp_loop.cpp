@@ -36,6 +36,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <unordered_map>
@@ -335,7 +336,9 @@ IocpLoop::Sock* IocpLoop::sock_for(Operation& op, std::int64_t& error) {
     }
     // Skip the packet when a call completes at once. Safe only on IFS handles (a layered
     // provider may complete without the kernel's knowledge); TCP on the base provider is.
-    s.skip_on_success = ::SetFileCompletionNotificationModes(
+    // PYPARALLEL_IOCP_NO_SKIP=1 turns it off, to tell whether a provider mishandles it.
+    static const bool no_skip = std::getenv("PYPARALLEL_IOCP_NO_SKIP") != nullptr;
+    if (!no_skip) s.skip_on_success = ::SetFileCompletionNotificationModes(
                             reinterpret_cast<HANDLE>(sock),
                             FILE_SKIP_COMPLETION_PORT_ON_SUCCESS | FILE_SKIP_SET_EVENT_ON_HANDLE) != 0;
   }

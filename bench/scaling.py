@@ -18,8 +18,8 @@ CPUs: this process's CPUs are grouped by physical core; wrk gets the last --gen-
 (default: half, with all their SMT threads), the server one CPU of each other core.
 pyparallel pins its workers inside that set (its default policy), and anchor process i is
 pinned to the set's i-th CPU, so no two workers share a core. Worker counts that do not fit
-beside wrk are skipped. With fewer than 4 cores there is nothing to split: wrk and the
-server share every CPU, pyparallel runs unpinned (--numa-policy none), and the output says
+beside wrk are skipped. With fewer than 4 cores (and no --split) there is little to split:
+wrk and the server share every CPU, pyparallel runs unpinned (--numa-policy none), and the output says
 the numbers are not a scaling measurement.
 
 Writes OUT/scaling.md (a markdown table) and OUT/scaling.dat (for gnuplot).
@@ -111,7 +111,7 @@ class Bench:
         self.host = self.bundle / "bin" / "pyparallel"
         self.servers = self.bundle / "bench" / "servers"
         groups = cores(sorted(os.sched_getaffinity(0)))
-        self.shared = len(groups) < 4
+        self.shared = len(groups) < (2 if args.split else 4)
         if self.shared:
             self.gen = self.server = sorted(c for g in groups for c in g)
         else:
@@ -188,6 +188,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--gen-cores", type=int, default=0,
                     help="cores for wrk (default: half of them)")
+    ap.add_argument("--split", action="store_true",
+                    help="give wrk its own cores even below 4 cores (2 suffice)")
     ap.add_argument("--per-worker", type=int, default=8, help="wrk connections per worker")
     ap.add_argument("--pipeline", type=int, default=16, help="plaintext pipeline depth")
     ap.add_argument("--cpu-ms", type=float, default=1.0)
@@ -208,7 +210,7 @@ def main() -> int:
              f"(wrk -t{len(b.gen)})")
     print(f"scaling: {where}", flush=True)
     if b.skipped:
-        print(f"scaling: skipped {b.skipped} workers: only {len(b.server)} server cores",
+        print(f"scaling: skipped {b.skipped} workers: only {len(b.server)} server core(s)",
               flush=True)
     if "cpu" in routes:
         b.calibrate()
@@ -243,7 +245,7 @@ def main() -> int:
              f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after.", ""]
     if b.skipped:
         lines += [f"Not run: {', '.join(map(str, b.skipped))} workers (only "
-                  f"{len(b.server)} cores beside wrk's).", ""]
+                  f"{len(b.server)} core(s) beside wrk's).", ""]
     lines += ["| route | workers | pyparallel req/s | x 1 worker | uvloop+httptools req/s "
               "| x 1 process | pyparallel / anchor | latency ms (pp / anchor) | errors |",
               "|---|---|---|---|---|---|---|---|---|"]

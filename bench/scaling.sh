@@ -4,7 +4,7 @@
 #
 #   bench/scaling.sh [BUNDLE] [--out DIR] [--workers 1,2,4,8,16] [--seconds 5] [--repeat 3]
 #                    [--gen-cores N] [--per-worker 8] [--pipeline 16] [--cpu-ms 1.0]
-#                    [--only cpu,plaintext]
+#                    [--only cpu,plaintext] [--split]
 #   bench/scaling.sh --plot-only [--out DIR]     (redraw DIR/scaling.png from DIR/scaling.dat)
 #
 # BUNDLE is a pyparallel-*.tar.gz (extracted into a temporary folder) or an extracted bundle;
@@ -29,6 +29,7 @@ while [ $# -gt 0 ]; do
     -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --out) out="$2"; shift 2 ;;
     --plot-only) plot_only=1; shift ;;
+    --split) args+=("$1"); shift ;;
     --*) args+=("$1" "$2"); shift 2 ;;
     *) [ -z "$bundle" ] || die "one bundle only (got '$bundle' and '$1')"; bundle="$1"; shift ;;
   esac

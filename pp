@@ -25,7 +25,9 @@ die() { printf 'pp: error: %s\n' "$*" >&2; exit 1; }
 # Debian packages: what the build needs, and what the tests and benchmarks drive.
 build_packages=(g++ meson ninja-build pkg-config liburing-dev libaio-dev libfmt-dev libhwloc-dev doctest-dev)
 test_packages=(curl nghttp2-client python3-pytest clang libclang-rt-14-dev hwloc valgrind
-  python3.11-dev python3-flask python3-starlette)
+  python3.11-dev python3-flask python3-starlette
+  # tests/e2e: the balancer test's HAProxy, wrk through a restart, systemd-socket-activate.
+  haproxy wrk systemd)
 # The Windows cross build and the Wine that runs its tests (./pp build-windows).
 windows_packages=(mingw-w64 g++-mingw-w64-x86-64-posix wine wine64)
 bench_packages=(wrk nginx-light python3-uvloop python3-httptools python3-aiohttp apache2-utils

@@ -24,6 +24,8 @@ Connection::~Connection() { close_socket(sock_); }
 
 const ConnectionLimits& Connection::limits() const { return owner_.limits(); }
 
+WorkerMetrics* Connection::owner_metrics() const { return owner_.metrics(); }
+
 void Connection::open() {
   wait_since_ = send_since_ = owner_.tick();
   arm_recv();
@@ -65,6 +67,8 @@ void Connection::on_recv(Operation& op, const Completion& c) {
   if (!c.more) self->reading_ = false;
   if (c.result > 0) {
     ++self->reads_;
+    if (WorkerMetrics* m = thread_metrics())
+      WorkerMetrics::bump(m->wire_received, static_cast<std::uint64_t>(c.result));
     // Bytes that arrive while back-pressure is cancelling the receive are still
     // the peer's data: process them (pausing only stops asking for more). Once
     // closing (lingering included) they are discarded.
@@ -94,6 +98,8 @@ void Connection::on_send(Operation& op, const Completion& c) {
   auto* self = static_cast<Connection*>(op.user);
   ++self->dispatching_;
   std::int64_t result = self->out_.complete(c);
+  if (WorkerMetrics* m = thread_metrics(); m && c.result > 0)
+    WorkerMetrics::bump(m->wire_sent, static_cast<std::uint64_t>(c.result));
   self->send_since_ = self->owner_.tick();  // progress: the send timeout starts over
   if (result < 0 || self->aborted_) {
     if (result < 0) self->abort(result);
@@ -333,6 +339,10 @@ void ConnectionSet::add(Connection* c) {
   head_ = c;
   ++size_;
   c->draining_ = draining_;
+  if (metrics_) {
+    WorkerMetrics::bump(metrics_->connections);
+    WorkerMetrics::bump(metrics_->active);
+  }
   if (!sweep_armed_ && !stopping_) arm_sweep(c->loop());
   c->open();
 }
@@ -395,6 +405,7 @@ void ConnectionSet::remove(Connection* c) {
   if (c->next_) c->next_->prev_ = c->prev_;
   c->prev_ = c->next_ = nullptr;
   --size_;
+  if (metrics_) WorkerMetrics::bump(metrics_->active, static_cast<std::uint64_t>(-1));
   cancel_sweep_if_done();
 }
 

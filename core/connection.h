@@ -10,6 +10,7 @@
 
 #include "core/limits.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "core/outbound.h"
 
 namespace pp {
@@ -76,6 +77,8 @@ class Connection {
   virtual void on_read_timeout(Wait /*wait*/) { abort(-ETIMEDOUT); }
   /// The limits of this connection's server.
   const ConnectionLimits& limits() const;
+  /// The server's metrics for this connection's worker (ConnectionSet::set_metrics), or null.
+  WorkerMetrics* owner_metrics() const;
 
   /// The connection is set up and reading: send a greeting, or close at once.
   virtual void on_open() {}
@@ -176,6 +179,13 @@ class ConnectionSet {
   void drain();
   /// True once `drain` was called.
   bool draining() const { return draining_; }
+  /// Counts connections, open connections and HTTP requests of this set into `m` (the
+  /// worker's; written on the worker's thread only). Null (the default) counts none of
+  /// them here: the runtime's protocol layer counts those itself. (Bytes on the wire,
+  /// responses by status and latency go to the thread's `thread_metrics()` either way.)
+  void set_metrics(WorkerMetrics* m) { metrics_ = m; }
+  /// The metrics set by `set_metrics`, or null.
+  WorkerMetrics* metrics() const { return metrics_; }
   /// Deletes every connection at once, without callbacks. Only when nothing is in
   /// flight any more (the loop has stopped): a worker's last act.
   void drop_all();
@@ -216,6 +226,7 @@ class ConnectionSet {
   bool sweep_cancelling_ = false;
   bool stopping_ = false;
   bool draining_ = false;
+  WorkerMetrics* metrics_ = nullptr;
 };
 
 }  // namespace pp

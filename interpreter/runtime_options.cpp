@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "core/limit_options.h"
+#include "core/metrics.h"
 
 #include <array>
 #include <charconv>
@@ -174,6 +175,15 @@ bool apply_environment(RuntimeOptions& options, std::string& error,
     options.numa_policy = std::string(v);
     options.numa_policy_origin = OptionOrigin::environment;
   }
+  if (auto v = get("PYPARALLEL_METRICS_PORT"); !v.empty()) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (!parse_metrics_address(v, host, port, why)) {
+      error = "PYPARALLEL_METRICS_PORT " + why;
+      return false;
+    }
+    options.metrics = std::string(v);
+  }
   for (const LimitOption& limit : limit_options()) {
     auto v = get(std::string(limit.environment).c_str());
     if (v.empty()) continue;
@@ -241,6 +251,15 @@ bool parse_runtime_args(int argc, const char* const* argv, RuntimeOptions& optio
         }
         options.numa_policy = std::string(v);
         options.numa_policy_origin = OptionOrigin::command_line;
+      } else if (name == "--metrics-port") {
+        if (!value(v)) return false;
+        std::string host;
+        std::uint16_t port = 0;
+        if (!parse_metrics_address(v, host, port, why)) {
+          error = "--metrics-port " + why;
+          return false;
+        }
+        options.metrics = std::string(v);
       } else if (const LimitOption* limit = find_limit_flag(name)) {
         if (!value(v)) return false;
         if (!set_limit(*limit, v, options.limits, why)) {
@@ -304,6 +323,8 @@ std::string runtime_help(std::string_view program) {
       "  --backend B        completion backend: {1} (PYPARALLEL_BACKEND)\n"
       "  --numa-policy P    worker placement: compact, scatter, none, node:K or a CPU list\n"
       "                     such as 0-3,8 (PYPARALLEL_NUMA_POLICY)\n"
+      "  --metrics-port P   Prometheus metrics at http://127.0.0.1:P/metrics (or HOST:P)\n"
+      "                     while run() serves (PYPARALLEL_METRICS_PORT)\n"
       "  --topology         print the machine and the placement plan, then exit\n"
       "  --help             this text, then Python's own options\n"
       "Limits of every connection (parallel.run() takes them as keywords too):\n"

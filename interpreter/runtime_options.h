@@ -39,6 +39,11 @@ struct RuntimeOptions {
   /// see core/limit_options.h); `parallel.run()` keywords override them per run.
   ConnectionLimits limits;
 
+  /// `--metrics-port [HOST:]PORT` (PYPARALLEL_METRICS_PORT): Prometheus metrics at /metrics
+  /// on that address while run() serves; empty: none. `parallel.run(metrics_port=...)`
+  /// overrides it per run.
+  std::string metrics;
+
   OptionOrigin workers_origin = OptionOrigin::built_in;
   OptionOrigin backend_origin = OptionOrigin::built_in;
   OptionOrigin numa_policy_origin = OptionOrigin::built_in;

@@ -28,6 +28,9 @@ void HttpConnection::on_data(std::span<const std::byte> data) {
   std::string_view input = buffered ? std::string_view(pending_) : chunk;
   std::size_t pos = 0;
   bool completed = false;  // a request ended here: a partial one after it is a new head
+  // Latency: from this read to each response it completes (one clock read per response).
+  WorkerMetrics* metrics = thread_metrics();
+  auto arrived = metrics ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   while (pos < input.size() && !closing()) {
     ParseResult r = parser_.parse(input.substr(pos), request_);
     if (r.status == ParseStatus::incomplete) {
@@ -46,6 +49,10 @@ void HttpConnection::on_data(std::span<const std::byte> data) {
     // Draining (a graceful stop): this response is the connection's last.
     bool close = r.close_after || draining();
     respond(request_, close);
+    if (metrics) {
+      metrics->count_latency(std::chrono::steady_clock::now() - arrived);
+      if (metrics == owner_metrics()) WorkerMetrics::bump(metrics->requests);
+    }
     pos += r.consumed;
     continue_sent_ = false;
     if (close) close_after_send();

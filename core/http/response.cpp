@@ -7,6 +7,7 @@
 
 #include "core/http/date.h"
 #include "core/http/status.h"
+#include "core/metrics.h"
 
 namespace pp::http {
 namespace {
@@ -27,6 +28,9 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 }  // namespace
 
 void append_response_head(std::string& out, const ResponseHead& head) {
+  // Every response the engine writes passes here: counted by status for the worker's
+  // metrics (a thread-local read; nothing off server workers).
+  if (WorkerMetrics* m = thread_metrics()) m->count_response(head.status);
   std::string_view reason = reason_phrase(head.status);
   out.reserve(out.size() + 160 + head.content_type.size() + reason.size());
   out.append("HTTP/1.1 ", 9);

@@ -28,6 +28,8 @@
 #include "core/listeners.h"
 #include "core/limit_options.h"
 #include "core/log.h"
+#include "core/metrics.h"
+#include "core/metrics_server.h"
 #include "core/net.h"
 #include "core/signals.h"
 #include "core/workers.h"
@@ -47,13 +49,16 @@ struct Options {
   pp::ConnectionLimits limits;  // timeouts and sizes (core/limit_options.h)
   std::string numa_policy = PP_DEFAULT_NUMA_POLICY;
   bool numa_policy_explicit = false;
+  std::string metrics;  // --metrics-port: [HOST:]PORT, empty for none
 };
 
 std::string usage() {
   return std::string(
              "usage: pyparallel-httpd [--host H] [--port P] [--workers N] [--root DIR]\n"
              "                        [--backend B] [--numa-policy compact|scatter|node:K|CPU-LIST|none]\n"
-             "                        [limits...]\n"
+             "                        [--metrics-port [HOST:]PORT] [limits...]\n"
+             "--metrics-port serves Prometheus metrics at /metrics (default host 127.0.0.1;\n"
+             "  PYPARALLEL_METRICS_PORT)\n"
              "limits (environment variables apply first, flags override them):\n") +
          pp::limit_help();
 }
@@ -82,6 +87,7 @@ Options parse_args(int argc, char** argv) {
       usage_error(fmt::format("PYPARALLEL_BACKEND: unknown backend '{}'", env));
   }
   if (std::string why; !pp::apply_limit_environment(o.limits, why)) usage_error(why);
+  if (const char* env = std::getenv("PYPARALLEL_METRICS_PORT"); env && *env) o.metrics = env;
   if (const char* env = std::getenv("PYPARALLEL_NUMA_POLICY"); env && *env) {
     o.numa_policy = env;
     o.numa_policy_explicit = true;
@@ -115,6 +121,12 @@ Options parse_args(int argc, char** argv) {
       if (!pp::parse_backend_kind(value, o.backend))
         usage_error(
             fmt::format("--backend expects auto, io_uring, libaio or epoll, got '{}'", value));
+    } else if (name == "--metrics-port") {
+      std::string host, why;
+      std::uint16_t port = 0;
+      if (!pp::parse_metrics_address(value, host, port, why))
+        usage_error(fmt::format("--metrics-port {}", why));
+      o.metrics = value;
     } else if (name == "--numa-policy") {
       o.numa_policy = value;
       o.numa_policy_explicit = true;
@@ -132,7 +144,10 @@ Options parse_args(int argc, char** argv) {
 
 // Per-worker server state, owned by the worker's thread.
 struct WorkerServer {
-  explicit WorkerServer(const pp::ConnectionLimits& limits) : connections(limits) {}
+  explicit WorkerServer(const pp::ConnectionLimits& limits) : connections(limits) {
+    connections.set_metrics(&metrics);
+  }
+  pp::WorkerMetrics metrics;  // this worker's counters (core/metrics.h)
   pp::ConnectionSet connections;
   std::vector<std::unique_ptr<pp::Acceptor>> acceptors;
 };
@@ -178,6 +193,13 @@ int main(int argc, char** argv) {
     pp::numa::worker_start_hook(slot);
     return true;
   };
+  std::string metrics_host;
+  std::uint16_t metrics_port = 0;
+  if (!opt.metrics.empty() &&
+      !pp::parse_metrics_address(opt.metrics, metrics_host, metrics_port, error)) {
+    pp::log("--metrics-port {}", error);
+    return 2;
+  }
   std::vector<std::unique_ptr<WorkerServer>> servers;
   pp::WorkerPool pool;
   // Sized before start: each worker fills in its own entry from its own thread.
@@ -186,6 +208,10 @@ int main(int argc, char** argv) {
     servers.push_back(std::make_unique<WorkerServer>(opt.limits));
 
   config.drain_timeout = opt.limits.drain_timeout;
+  config.on_thread_exit = [&servers](pp::Worker& w) {
+    servers[w.index()]->metrics.detach_thread();
+    pp::set_thread_metrics(nullptr);
+  };
   pp::ListenerSet listeners;
   // Bound by each worker as it starts (bind_now=false) unless inherited or handed over: the
   // port then takes connections once a worker is ready to accept them.
@@ -202,6 +228,8 @@ int main(int argc, char** argv) {
       [&](pp::Worker& w, std::string& err) {
         WorkerServer& ws = *servers[w.index()];
         pp::Loop& loop = w.loop();
+        pp::set_thread_metrics(&ws.metrics);
+        ws.metrics.attach_thread();
         if (listeners.bind_in_workers) {
           pp::Handle h = pp::listen_tcp(opt.host, port, /*reuse_port=*/true, 4096, err);
           if (h == pp::invalid_handle) return false;
@@ -238,6 +266,19 @@ int main(int argc, char** argv) {
   }
   // A later instance on the same address takes these sockets over (core/handoff.h).
   pp::offer_listeners(opt.host, port, listeners.distinct);
+  pp::MetricsServer metrics;
+  if (!opt.metrics.empty()) {
+    std::vector<const pp::WorkerMetrics*> all;
+    for (auto& ws : servers) all.push_back(&ws->metrics);
+    if (!metrics.start(metrics_host, metrics_port,
+                       [all] { return pp::render_prometheus(all, "httpd"); }, error)) {
+      pp::log("{}", error);
+      pool.stop();
+      pool.join();
+      return 1;
+    }
+    pp::log("metrics on http://{}:{}/metrics", metrics_host, metrics.port());
+  }
   pp::log("{}", pool.backend_reason());
   pp::log("serving http://{}:{}/ with {} worker{} (root {}; listeners {})", opt.host, port,
           pool.size(), pool.size() == 1 ? "" : "s", site->root(), listeners.origin);
@@ -248,5 +289,6 @@ int main(int argc, char** argv) {
   pp::withdraw_listeners();
   pool.stop();
   pool.join();
+  metrics.stop();
   return 0;
 }

@@ -26,8 +26,8 @@ Names& names() {
 namespace {
 
 PyObject* fn_run(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kw[] = {"workers", "backend", "numa_policy", nullptr};
-  PyObject *workers = Py_None, *backend = Py_None, *policy = Py_None;
+  static const char* kw[] = {"workers", "backend", "numa_policy", "metrics_port", nullptr};
+  PyObject *workers = Py_None, *backend = Py_None, *policy = Py_None, *metrics = Py_None;
   // The limit keywords (header_timeout=..., max_body=...) go to the runtime as a dict; the
   // rest are parsed here. An unknown keyword is reported by whichever side sees it.
   Ref limits, rest;
@@ -41,14 +41,14 @@ PyObject* fn_run(PyObject*, PyObject* args, PyObject* kwargs) {
       const char* name = PyUnicode_AsUTF8(k);
       if (!name) return nullptr;
       std::string_view n(name);
-      bool core = n == "workers" || n == "backend" || n == "numa_policy";
+      bool core = n == "workers" || n == "backend" || n == "numa_policy" || n == "metrics_port";
       if (PyDict_SetItem(core ? rest.get() : limits.get(), k, v) < 0) return nullptr;
     }
   }
-  if (!PyArg_ParseTupleAndKeywords(args, rest.get(), "|OOO:run", const_cast<char**>(kw),
-                                   &workers, &backend, &policy))
+  if (!PyArg_ParseTupleAndKeywords(args, rest.get(), "|OOOO:run", const_cast<char**>(kw),
+                                   &workers, &backend, &policy, &metrics))
     return nullptr;
-  return run_runtime(workers, backend, policy, limits.get());
+  return run_runtime(workers, backend, policy, limits.get(), metrics);
 }
 
 PyObject* fn_stop(PyObject*, PyObject*) {
@@ -193,14 +193,17 @@ PyMethodDef runtime_methods[] = {
      "the class `protocol` per connection."},
     {"run", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_run)),
      METH_VARARGS | METH_KEYWORDS,
-     "run(workers=None, backend=None, numa_policy=None, **limits)\n--\n\nServe until stop(), "
-     "SIGINT or SIGTERM. workers=0 runs every callback on this thread. limits: "
-     "header_timeout, keepalive_timeout, body_timeout, send_timeout (seconds), max_body, "
-     "max_header_bytes (bytes), max_connections (per worker)."},
+     "run(workers=None, backend=None, numa_policy=None, metrics_port=None, **limits)\n--\n\n"
+     "Serve until stop(), SIGINT or SIGTERM (which drain: requests under way finish). "
+     "workers=0 runs every callback on this thread. metrics_port: Prometheus metrics at "
+     "/metrics on PORT (127.0.0.1) or 'HOST:PORT'. limits: header_timeout, keepalive_timeout, "
+     "body_timeout, send_timeout, drain_timeout (seconds), max_body, max_header_bytes "
+     "(bytes), max_connections (per worker)."},
     {"stop", fn_stop, METH_NOARGS,
      "stop()\n--\n\nMake run() return once in-flight sends finish. Any thread."},
     {"stats", fn_stats, METH_NOARGS,
-     "stats()\n--\n\nConnections, requests and bytes, in total and per worker."},
+     "stats()\n--\n\nConnections, requests, bytes, responses by status, latency histogram, "
+     "CPU and queue depth: in total and per worker (what /metrics shows)."},
     {"is_running", fn_is_running, METH_NOARGS, "is_running()\n--\n\nTrue inside run()."},
     {"submit_work", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_submit_work)),
      METH_VARARGS | METH_KEYWORDS,

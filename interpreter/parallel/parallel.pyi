@@ -107,23 +107,34 @@ def run(workers: int | None = None, backend: str | None = None,
         keepalive_timeout: float | None = None, body_timeout: float | None = None,
         send_timeout: float | None = None, max_body: int | str | None = None,
         max_header_bytes: int | str | None = None,
-        max_connections: int | None = None) -> None:
+        max_connections: int | None = None, drain_timeout: float | None = None,
+        metrics_port: int | str | None = None) -> None:
     """Serve until ``stop()``, SIGINT or SIGTERM. ``workers=0`` runs every callback on the
     calling thread (pdb and plain unit tests work). None: the host's options.
 
     The limits override ``--header-timeout`` & co. (and their PYPARALLEL_* variables) for
     this run: timeouts in seconds (0 disables one; defaults 60, 75, 60, 60 as nginx's),
     ``max_body``/``max_header_bytes`` in bytes (``"4m"`` works too), ``max_connections``
-    per worker (0: no limit)."""
+    per worker (0: no limit).
+
+    A stop drains: requests under way are answered (with ``Connection: close``), idle
+    keep-alive connections close, within ``drain_timeout`` seconds (default 5). Listening
+    sockets come from systemd (LISTEN_FDS, matched by address) or from an instance already
+    serving the address (a zero-downtime restart) before being bound anew.
+    ``metrics_port``: serve Prometheus metrics at ``/metrics`` on that port of 127.0.0.1,
+    or on ``"HOST:PORT"`` (overrides ``--metrics-port``/PYPARALLEL_METRICS_PORT)."""
 def stop() -> None:
-    """Ask ``run()`` to return after in-flight sends finish. Callable from any thread."""
+    """Ask ``run()`` to drain and return (as SIGTERM does). Callable from any thread."""
 def is_parallel_thread() -> bool: ...
 def is_running() -> bool:
     """True inside ``run()``."""
 def cpu_count() -> int: ...
 def stats() -> dict[str, Any]:
-    """connections, active_connections, requests, bytes_sent, bytes_received, workers
-    (a list of per-worker dicts with the same counters)."""
+    """connections, active_connections, requests, bytes_sent, bytes_received (what the
+    protocols were given and queued), wire_bytes_sent, wire_bytes_received (on the
+    sockets), responses (HTTP status -> count), latency (``bounds`` in seconds, per-bucket
+    ``counts``, ``sum``), cpu_seconds, queue_depth, running, and workers (a list of
+    per-worker dicts with the same keys): the data ``/metrics`` exposes."""
 def submit_work(
     func: Callable[..., Any],
     *args: Any,

@@ -16,6 +16,8 @@
 #include "core/listeners.h"
 #include "core/connection.h"
 #include "core/log.h"
+#include "core/metrics.h"
+#include "core/metrics_server.h"
 #include "core/net.h"
 #include "core/signals.h"
 #include "core/workers.h"
@@ -104,6 +106,9 @@ struct WorkerState {
     context.loop = &l;
     context.counters = &counters;
     context.local = &local;
+    // The engine counts responses by status and latency into the thread's metrics.
+    set_thread_metrics(&counters);
+    counters.attach_thread();
     unsigned client_no = 0;
     std::size_t server_no = 0;
     for (Ref& ref : endpoints()) {
@@ -268,6 +273,30 @@ bool open_server_listeners(unsigned threads) {
   return true;
 }
 
+// /metrics for this run (--metrics-port, run(metrics_port=)): started once the workers
+// serve, stopped before run() returns. Raises ParallelError when it cannot listen.
+bool start_metrics(const std::string& address, MetricsServer& server) {
+  if (address.empty()) return true;
+  std::string host, error;
+  std::uint16_t port = 0;
+  if (!parse_metrics_address(address, host, port, error)) {
+    PyErr_Format(PyExc_ValueError, "metrics_port %s", error.c_str());
+    return false;
+  }
+  std::vector<const WorkerMetrics*> all;
+  for (auto& c : rt().counters) all.push_back(c.get());
+  bool ok;
+  Py_BEGIN_ALLOW_THREADS
+  ok = server.start(host, port, [all] { return render_prometheus(all, "runtime"); }, error);
+  Py_END_ALLOW_THREADS
+  if (!ok) {
+    PyErr_SetString(names().parallel_error, error.c_str());
+    return false;
+  }
+  pp::log("metrics on http://{}:{}/metrics", host, server.port());
+  return true;
+}
+
 // Serving: says where each server's sockets came from, and offers them to a successor.
 void offer_server_listeners() {
   Runtime& r = rt();
@@ -285,7 +314,9 @@ void offer_server_listeners() {
 // Posts `fn` to `ws`'s loop, counted until it has run. The gate is held and open.
 void post_locked(WorkerState& ws, std::function<void()> fn) {
   ws.posts_pending.fetch_add(1, std::memory_order_relaxed);
+  ws.counters.queue_depth.fetch_add(1, std::memory_order_relaxed);
   ws.loop->post([&ws, fn = std::move(fn)]() mutable {
+    ws.counters.queue_depth.fetch_sub(1, std::memory_order_relaxed);
     ensure_attached();
     fn();
     fn = nullptr;  // its captures may hold Python references: released here, attached
@@ -378,6 +409,7 @@ struct Choice {
   std::string policy;
   bool policy_explicit;  // asked for by run(), a flag or the environment
   ConnectionLimits limits;
+  std::string metrics;  // [HOST:]PORT of /metrics, or empty
 };
 
 bool resolve_choice(PyObject* workers, PyObject* backend, PyObject* policy, PyObject* limits,
@@ -408,6 +440,7 @@ bool resolve_choice(PyObject* workers, PyObject* backend, PyObject* policy, PyOb
       }
     }
   }
+  out.metrics = o.metrics;
   out.workers = o.workers;
   out.backend = o.backend;
   out.policy = o.numa_policy;
@@ -482,7 +515,11 @@ PyObject* run_on_main_thread(const Choice& choice) {
   }
   r.running = true;
   bool stop = !ok;
-  if (!ok) PyErr_SetString(names().parallel_error, error.c_str());
+  MetricsServer metrics;
+  if (!ok)
+    PyErr_SetString(names().parallel_error, error.c_str());
+  else if (!start_metrics(choice.metrics, metrics))
+    stop = true;  // its error is re-raised below
   while (!stop) {
     detach();
     opened.loop->run_once(std::chrono::milliseconds(50));
@@ -504,6 +541,8 @@ PyObject* run_on_main_thread(const Choice& choice) {
   // Now, not in a thread_local or static destructor: the interpreter may be finalized
   // right after run() returns.
   w.teardown();
+  w.counters.detach_thread();
+  set_thread_metrics(nullptr);
   release_server_listeners();
   r.running = false;
   set_gate(Gate::closed);
@@ -562,6 +601,8 @@ PyObject* run_on_workers(const Choice& choice) {
     if (!ws.context.tstate) return;
     ensure_attached();
     ws.teardown();
+    ws.counters.detach_thread();
+    set_thread_metrics(nullptr);
     PyThreadState_Clear(ws.context.tstate);
     PyThreadState_DeleteCurrent();
     ws.context.tstate = nullptr;
@@ -618,7 +659,8 @@ PyObject* run_on_workers(const Choice& choice) {
   pp::log("{} worker{} running (numa policy {})", pool.size(), pool.size() == 1 ? "" : "s",
           choice.policy);
 
-  bool stop = false;
+  MetricsServer metrics;
+  bool stop = !start_metrics(choice.metrics, metrics);  // its error is re-raised below
   while (!stop) {
     wait_main(std::chrono::milliseconds(100));
     drain_main_queue();
@@ -747,7 +789,7 @@ void request_stop() {
 }
 
 PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy,
-                      PyObject* limits) {
+                      PyObject* limits, PyObject* metrics_port) {
   Runtime& r = rt();
   if (r.running) {
     PyErr_SetString(names().parallel_error, "run() is already running");
@@ -759,6 +801,22 @@ PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_polic
   }
   Choice choice;
   if (!resolve_choice(workers, backend, numa_policy, limits, choice)) return nullptr;
+  if (metrics_port && metrics_port != Py_None) {
+    // run(metrics_port=9180) or run(metrics_port="0.0.0.0:9180"); the same forms as the flag.
+    Ref text(PyLong_Check(metrics_port) || PyUnicode_Check(metrics_port)
+                 ? PyObject_Str(metrics_port)
+                 : nullptr);
+    const char* t = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
+    std::string host, why;
+    std::uint16_t port = 0;
+    if (!t || PyBool_Check(metrics_port) || !parse_metrics_address(t, host, port, why)) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_ValueError, "metrics_port %s",
+                   why.empty() ? "expects an int port or a 'HOST:PORT' str" : why.c_str());
+      return nullptr;
+    }
+    choice.metrics = t;
+  }
   freeze_main_thread_data();
   r.stop_requested = false;
   sigterm_seen = false;
@@ -771,30 +829,89 @@ PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_polic
   return result;
 }
 
+namespace {
+// Sets d[key] = value (a new reference, consumed). False with an exception set.
+bool put(PyObject* d, const char* key, PyObject* value) {
+  Ref v(value);
+  return v && PyDict_SetItemString(d, key, v.get()) == 0;
+}
+
+// The metrics beyond the five classic counters, as stats() shows them (and /metrics):
+// responses by status (int keys), the latency histogram, CPU seconds and queue depth.
+// `sums` accumulates the totals.
+struct Extra {
+  std::array<std::uint64_t, 501> responses{};
+  std::array<std::uint64_t, kLatencyBounds.size() + 1> latency{};
+  std::uint64_t latency_ns = 0, queue_depth = 0, wire_sent = 0, wire_received = 0;
+  double cpu = 0;
+};
+
+bool put_extra(PyObject* d, const Extra& e) {
+  Ref responses(PyDict_New());
+  if (!responses) return false;
+  for (std::size_t s = 0; s < e.responses.size(); ++s) {
+    if (!e.responses[s]) continue;
+    Ref key(s + 1 == e.responses.size() ? PyUnicode_FromString("other")
+                                        : PyLong_FromSize_t(s + 100));
+    Ref n(PyLong_FromUnsignedLongLong(e.responses[s]));
+    if (!key || !n || PyDict_SetItem(responses.get(), key.get(), n.get()) < 0) return false;
+  }
+  Ref bounds(PyList_New(0)), counts(PyList_New(0));
+  if (!bounds || !counts) return false;
+  for (std::size_t b = 0; b < e.latency.size(); ++b) {
+    Ref bound(PyFloat_FromDouble(b < kLatencyBounds.size() ? kLatencyBounds[b] : Py_HUGE_VAL));
+    Ref n(PyLong_FromUnsignedLongLong(e.latency[b]));
+    if (!bound || !n || PyList_Append(bounds.get(), bound.get()) < 0 ||
+        PyList_Append(counts.get(), n.get()) < 0)
+      return false;
+  }
+  Ref latency(PyDict_New());
+  return latency && PyDict_SetItemString(latency.get(), "bounds", bounds.get()) == 0 &&
+         PyDict_SetItemString(latency.get(), "counts", counts.get()) == 0 &&
+         put(latency.get(), "sum", PyFloat_FromDouble(static_cast<double>(e.latency_ns) / 1e9)) &&
+         PyDict_SetItemString(d, "responses", responses.get()) == 0 &&
+         PyDict_SetItemString(d, "latency", latency.get()) == 0 &&
+         put(d, "cpu_seconds", PyFloat_FromDouble(e.cpu)) &&
+         put(d, "queue_depth", PyLong_FromUnsignedLongLong(e.queue_depth)) &&
+         put(d, "wire_bytes_sent", PyLong_FromUnsignedLongLong(e.wire_sent)) &&
+         put(d, "wire_bytes_received", PyLong_FromUnsignedLongLong(e.wire_received));
+}
+}  // namespace
+
 PyObject* collect_stats() {
   Runtime& r = rt();
   Ref total(PyDict_New());
   Ref per(PyList_New(0));
   if (!total || !per) return nullptr;
   std::uint64_t sums[5] = {};
+  Extra all;
   static const char* keys[5] = {"connections", "active_connections", "requests", "bytes_sent",
                                 "bytes_received"};
+  auto get = [](const WorkerMetrics::Counter& c) { return c.load(std::memory_order_relaxed); };
   for (auto& c : r.counters) {
-    std::uint64_t v[5] = {c->connections.load(), c->active.load(), c->requests.load(),
-                          c->bytes_sent.load(), c->bytes_received.load()};
+    std::uint64_t v[5] = {get(c->connections), get(c->active), get(c->requests),
+                          get(c->bytes_sent), get(c->bytes_received)};
     Ref d(PyDict_New());
     if (!d) return nullptr;
     for (int i = 0; i < 5; ++i) {
       sums[i] += v[i];
-      Ref n(PyLong_FromUnsignedLongLong(v[i]));
-      if (!n || PyDict_SetItemString(d.get(), keys[i], n.get()) < 0) return nullptr;
+      if (!put(d.get(), keys[i], PyLong_FromUnsignedLongLong(v[i]))) return nullptr;
     }
-    if (PyList_Append(per.get(), d.get()) < 0) return nullptr;
+    Extra e;
+    for (std::size_t s = 0; s < e.responses.size(); ++s)
+      all.responses[s] += e.responses[s] = get(c->responses[s]);
+    for (std::size_t b = 0; b < e.latency.size(); ++b)
+      all.latency[b] += e.latency[b] = get(c->latency[b]);
+    all.latency_ns += e.latency_ns = get(c->latency_ns);
+    all.queue_depth += e.queue_depth = get(c->queue_depth);
+    all.wire_sent += e.wire_sent = get(c->wire_sent);
+    all.wire_received += e.wire_received = get(c->wire_received);
+    all.cpu += e.cpu = c->cpu_seconds();
+    if (!put_extra(d.get(), e) || PyList_Append(per.get(), d.get()) < 0) return nullptr;
   }
-  for (int i = 0; i < 5; ++i) {
-    Ref n(PyLong_FromUnsignedLongLong(sums[i]));
-    if (!n || PyDict_SetItemString(total.get(), keys[i], n.get()) < 0) return nullptr;
-  }
+  for (int i = 0; i < 5; ++i)
+    if (!put(total.get(), keys[i], PyLong_FromUnsignedLongLong(sums[i]))) return nullptr;
+  if (!put_extra(total.get(), all)) return nullptr;
   if (PyDict_SetItemString(total.get(), "workers", per.get()) < 0) return nullptr;
   Ref running(PyBool_FromLong(r.running));
   if (PyDict_SetItemString(total.get(), "running", running.get()) < 0) return nullptr;

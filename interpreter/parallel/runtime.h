@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/loop.h"
+#include "core/metrics.h"
 
 namespace pp::py {
 
@@ -108,18 +109,11 @@ void detach();
 
 // ---- the running runtime, for the protocol and object code ---------------------
 
-/// Counters one worker keeps (single writer: its thread; readers: stats()).
-struct Counters {
-  std::atomic<std::uint64_t> connections{0};
-  std::atomic<std::uint64_t> active{0};
-  std::atomic<std::uint64_t> requests{0};
-  std::atomic<std::uint64_t> bytes_sent{0};
-  std::atomic<std::uint64_t> bytes_received{0};
-  /// Increments from the owning thread without a locked instruction.
-  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
-    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-};
+/// Counters one worker keeps (single writer: its thread; readers: stats() and /metrics):
+/// the engine's per-worker metrics (core/metrics.h), which the protocol layer (session,
+/// gateway) fills in for connections, requests and bytes, and the engine for responses by
+/// status, latency and CPU.
+using Counters = pp::WorkerMetrics;
 
 /// The calling thread's worker counters (a dummy set off runtime threads).
 Counters& thread_counters();
@@ -167,9 +161,10 @@ pp::Loop* current_loop();
 bool runtime_running();
 
 /// parallel.run / parallel.stop implementations. `limits`: null, or a dict of
-/// ConnectionLimits keywords (header_timeout=..., see core/limit_options.h).
+/// ConnectionLimits keywords (header_timeout=..., see core/limit_options.h); `metrics_port`:
+/// null/None (the --metrics-port option), or an int port or a "HOST:PORT" str.
 PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy,
-                      PyObject* limits);
+                      PyObject* limits, PyObject* metrics_port = nullptr);
 void request_stop();
 
 /// parallel.stats() implementation.

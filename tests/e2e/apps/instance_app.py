@@ -4,6 +4,7 @@
     GET /id          -> "<id> <pid>" (--id, default "app")
     GET /sleep?S     -> sleeps S seconds in the handler, then "slept"
     GET /env         -> the LISTEN_* variables the process (and a child) still sees
+    GET /stats       -> parallel.stats() as JSON
     anything else    -> 404 (the runtime's answer to an unknown route)
 """
 import argparse
@@ -25,6 +26,9 @@ class Instance:
     def sleep(self, transport, data):
         time.sleep(float(transport.http_query or '1'))
         return b'slept'
+
+    def stats(self, transport, data):
+        return parallel.stats()
 
     def env(self, transport, data):
         child = subprocess.run(['/usr/bin/env'], capture_output=True, text=True).stdout

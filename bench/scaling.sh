@@ -8,7 +8,8 @@
 #   bench/scaling.sh --plot-only [--out DIR]     (redraw DIR/scaling.png from DIR/scaling.dat)
 #
 # BUNDLE is a pyparallel-*.tar.gz (extracted into a temporary folder) or an extracted bundle;
-# without it, the bundle this script is part of (bundle/bench/scaling.sh). Nothing else of
+# without it, the bundle this script is part of (bundle/bench/scaling.sh), or in the
+# repository the newest dist/pyparallel-*.tar.gz (./pp bench scaling.sh). Nothing else of
 # the repository is used, so on another machine: copy the tarball, `tar xf` it, run
 # `pyparallel-*/bench/scaling.sh`. Writes DIR/scaling.md (table), DIR/scaling.dat and, with
 # gnuplot, DIR/scaling.png (default DIR: ./scaling-results). bench/scaling.py measures;
@@ -35,19 +36,21 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ "$plot_only" = 1 ]; then
-  [ -f "$out/scaling.dat" ] || die "no $out/scaling.dat to plot"
-elif [ -z "$bundle" ]; then
-  [ -x "$here/../bin/pyparallel" ] ||
-    die "no bundle given and this script is not inside one (./pp dist builds one)"
-  bundle="$here/.."
-elif [ -f "$bundle" ]; then
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  tar -C "$tmp" -xzf "$bundle" || die "cannot extract $bundle"
-  bundle="$(echo "$tmp"/pyparallel-*)"
-fi
 if [ "$plot_only" = 0 ]; then
+  if [ -z "$bundle" ] && [ -x "$here/../bin/pyparallel" ]; then
+    bundle="$here/.."
+  elif [ -z "$bundle" ]; then
+    # In the repository: the newest tarball ./pp dist made.
+    bundle="$( (ls -t "$here"/../dist/pyparallel-*-linux-"$(uname -m)".tar.gz 2>/dev/null ||
+      true) | head -n 1)"
+    [ -n "$bundle" ] || die "no bundle given, none in dist/ (./pp dist makes one)"
+  fi
+  if [ -f "$bundle" ]; then
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    tar -C "$tmp" -xzf "$bundle" || die "cannot extract $bundle"
+    bundle="$(echo "$tmp"/pyparallel-*)"
+  fi
   [ -x "$bundle/bin/pyparallel" ] || die "$bundle has no bin/pyparallel"
   bundle="$(cd "$bundle" && pwd)"
   command -v wrk >/dev/null || die "needs wrk (apt-get install wrk)"
@@ -61,6 +64,7 @@ if [ "$plot_only" = 0 ]; then
   PYTHONPATH="$bundle/bench" /usr/bin/python3 "$bundle/bench/scaling.py" --bundle "$bundle" \
     --out "$out" "${args[@]}"
 fi
+[ -f "$out/scaling.dat" ] || die "no $out/scaling.dat to plot"
 
 if ! command -v gnuplot >/dev/null; then
   say "no gnuplot (apt-get install gnuplot-nox): table only, $out/scaling.md"

@@ -42,10 +42,14 @@ pytestmark = pytest.mark.skipif(
     not HOST.exists() or INTERP.get("free_threaded") != "true",
     reason=f"{HOST} not built on the free-threaded interpreter (the bundle carries that one)")
 
-# Where the target system's own libraries are: glibc and the C++ runtime, which the bundle
-# leaves to the system (docs/decisions.md), and whatever optional hwloc plugins the system
-# has installed (libhwloc loads every one it finds, with their libraries).
+# What the bundle leaves to the target system: glibc and the C++ runtime (docs/decisions.md).
+# (libhwloc also loads whatever optional plugins the system has, with their libraries; the
+# tests turn that off with HWLOC_PLUGINS_PATH so that anything else loaded from the system
+# is a library the bundle should have carried.)
 SYSTEM_DIRS = ("/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/")
+SYSTEM_LIBS = ("libc.so.", "libm.so.", "libmvec.so.", "ld-linux", "libstdc++.so.",
+               "libgcc_s.so.", "libpthread.so.", "libdl.so.", "librt.so.", "libresolv.so.",
+               "libnss_")
 # Libraries the bundle carries that each program needs; they must come from the bundle.
 ENGINE_LIBS = ("libfmt.so", "liburing.so", "libaio.so", "libhwloc.so", "libudev.so")
 PYTHON_LIBS = ("libssl.so", "libcrypto.so", "libsqlite3.so", "libffi.so", "libz.so")
@@ -79,6 +83,7 @@ def clean_env(home: pathlib.Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTHON", "PP_", "PYPARALLEL_")) and k != "LD_LIBRARY_PATH"}
     env["HOME"] = str(home)
+    env["HWLOC_PLUGINS_PATH"] = str(home / "no-hwloc-plugins")  # see SYSTEM_LIBS
     env.update(extra)
     return env
 
@@ -157,8 +162,10 @@ def assert_maps(dist: dict, maps: list[str], carried: tuple[str, ...]) -> None:
             (name, maps)
     hidden_dirs = (str(cache_prefix()), str(BUILD), str(ROOT))
     for m in maps:
-        assert m.startswith(str(dist["bundle"])) or m.startswith(SYSTEM_DIRS), m
         assert not m.startswith(hidden_dirs), m
+        if not m.startswith(str(dist["bundle"])):
+            assert m.startswith(SYSTEM_DIRS), m
+            assert pathlib.Path(m).name.startswith(SYSTEM_LIBS), f"{m}: not carried"
 
 
 def test_bundle_size_and_contents(dist):

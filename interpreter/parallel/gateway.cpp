@@ -166,7 +166,7 @@ class GatewayConnection final : public Connection {
 
   /// The exchange's response is complete: resume the requests that wait behind it.
   void response_finished(ExchangeObject* ex) {
-    bool close = ex->close_after || ex->close_after_response;
+    bool close = ex->close_after || ex->close_after_response || draining();
     Ref done = std::move(current_);  // the caller holds its own reference
     if (close) {
       close_after_send();  // may delete this (on_closed first): touch nothing after
@@ -201,6 +201,11 @@ class GatewayConnection final : public Connection {
     // the response in progress learns of it through its disconnect.
     close_after_send();
   }
+
+  // A graceful stop: the response under way finishes (saying Connection: close when its
+  // head is still to come), then the connection closes; an idle one is closed by the
+  // drain rounds (a pending response keeps the connection out of them: Wait::nothing).
+  void on_drain() override {}
 
   void on_read_timeout(Wait wait) override {
     if (wait == Wait::next_request || pending_.empty()) {
@@ -261,10 +266,11 @@ class GatewayConnection final : public Connection {
       head_complete_ = false;
       completed = true;
       continue_sent_ = false;
-      dispatch(r.close_after);
+      bool close = r.close_after || draining();
+      dispatch(close);
       if (!*alive) return;
       pos += r.consumed;
-      if (r.close_after && !current_) close_after_send();
+      if (close && !current_) close_after_send();
       if (!*alive) return;
     }
     if (!*alive) return;
@@ -444,7 +450,7 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
   } else {
     ex->until_close = true;
   }
-  ex->close_after_response = app_close || ex->until_close;
+  ex->close_after_response = app_close || ex->until_close || ex->conn->draining();
   bool close = ex->close_after || ex->close_after_response;
   if (close)
     head.append("Connection: close\r\n");
@@ -634,7 +640,8 @@ PyObject* ex_fail(PyObject* self, PyObject*) {
   GatewayConnection* conn = live(EX);
   if (!conn) Py_RETURN_FALSE;
   if (!EX->started) {
-    http::append_error_response(conn->out().tail_buffer(), 500, EX->close_after);
+    http::append_error_response(conn->out().tail_buffer(), 500,
+                                EX->close_after || conn->draining());
     EX->started = true;
     EX->finished = true;
     Py_CLEAR(EX->on_disconnect);

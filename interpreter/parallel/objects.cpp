@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <new>
+#include <unordered_set>
 
 #include "core/log.h"
 #include "interpreter/parallel/gateway.h"
@@ -238,6 +239,10 @@ PyType_Slot file_response_slots[] = {
 /// exactly one last completion, in either order (the engine's contract), so the timer
 /// keeps itself alive (`self`) until neither is in flight: a cancel that outlived its
 /// victim's memory would be a use after free.
+struct TimerState;
+// This thread's gateway timers with an operation in flight (see TimerState::gateway).
+thread_local std::unordered_set<TimerState*> gateway_timers;
+
 struct TimerState {
   Operation op;
   Operation cancel_op;
@@ -253,6 +258,10 @@ struct TimerState {
   WorkerLocal* owner = nullptr;  // the registry it is in while an operation is in flight
   bool armed = false;            // `op` in flight
   bool cancelling = false;       // `cancel_op` in flight
+  // A gateway's event-loop timer (timer_on_this_thread): it serves requests still under
+  // way, so a stop does not cancel it and a worker does not wait for it (its connections
+  // keep the worker busy instead); teardown releases it.
+  bool gateway = false;
   std::shared_ptr<TimerState> self;
 
   static void fired(Operation& op, const Completion& c) {
@@ -292,6 +301,7 @@ struct TimerState {
   /// on itself, which may free it.
   void settle() {
     if (armed || cancelling) return;
+    if (gateway) gateway_timers.erase(this);
     if (owner) {
       owner->timers.erase(this);
       owner = nullptr;
@@ -305,6 +315,14 @@ struct TimerState {
 void arm_timer(const std::shared_ptr<TimerState>& timer, Loop& loop) {
   WorkerLocal* local = worker_local();
   timer->loop.store(&loop);
+  if (timer->gateway && !timer->cancelled.load() && local) {
+    gateway_timers.insert(timer.get());
+    timer->self = timer;
+    timer->armed = true;
+    timer->op.prep_timeout(timer->due, &TimerState::fired, timer.get());
+    loop.submit(timer->op);
+    return;
+  }
   if (timer->cancelled.load() || !local || local->stopping) {
     // Cancelled before it was armed, or the runtime is stopping: it never fires.
     timer->cancelled = true;
@@ -336,6 +354,7 @@ void release_timers(WorkerLocal& local) {
   // In flight past the drain deadline: the loop is destroyed next without completing (or
   // touching) their operations, so nothing will settle them but this.
   auto timers = std::exchange(local.timers, {});
+  for (TimerState* t : std::exchange(gateway_timers, {})) timers.insert(t);
   for (TimerState* t : timers) {
     t->cancelled = true;
     t->armed = t->cancelling = false;
@@ -575,6 +594,7 @@ PyObject* timer_on_this_thread(double seconds, PyObject* func) {
   state->args = Ref(PyTuple_New(0));
   if (!state->args) return nullptr;
   state->due = std::chrono::nanoseconds(static_cast<long long>(std::max(0.0, seconds) * 1e9));
+  state->gateway = true;
   auto* t = PyObject_New(TimerObject, names().timer_type);
   if (!t) return nullptr;
   t->state = new std::shared_ptr<TimerState>(state);

@@ -7,6 +7,7 @@ applications get a 500 or a closed connection and a log line while the server ke
 serving; a real Starlette app from Debian's python3-starlette.
 """
 import json
+import signal
 import socket
 import time
 
@@ -229,3 +230,22 @@ def test_lifespan_off_and_interface_detection():
     finally:
         assert s.stop() == 0
     assert "lifespan shutdown" not in s.output()
+
+
+@pytest.mark.parametrize("path,expect", [("/slow", b"slow done"),
+                                         ("/slow_thread", b"thread done")])
+def test_graceful_stop_finishes_an_awaiting_response(path, expect):
+    s = serve("asgi_conformance:app", workers=2)
+    try:
+        c = s.connect()
+        c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.2)
+        s.proc.send_signal(signal.SIGTERM)  # while the app awaits
+        closed, data = wait_closed(c, 10)
+        c.close()
+        assert closed and data.startswith(b"HTTP/1.1 200"), data
+        assert data.endswith(expect) and b"Connection: close" in data
+        s.proc.wait(10)  # the stop completes by itself once the response is out
+    finally:
+        code = s.stop()
+    assert code == 0, s.output()[-3000:]

@@ -51,6 +51,7 @@ class _Cycle:
         self.waiter = None
         self.name = name
         ex.on_disconnect = self.disconnected
+        loop.requests += 1
 
     async def receive(self) -> dict:
         body = self.body
@@ -119,6 +120,7 @@ class _Cycle:
         finally:
             self.ex.on_disconnect = None
             self.ex = None
+            self.loop.requests -= 1
 
 
 class ASGIGateway:

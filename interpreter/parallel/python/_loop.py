@@ -22,6 +22,10 @@ import parallel
 __all__ = ["WorkerLoop", "this_thread_loop"]
 
 _POLL_SECONDS = 0.001  # how often app-registered sockets are polled (see above)
+# While requests are under way with nothing scheduled, the loop also wakes this often:
+# a wake-up posted from another thread is refused once the runtime stops (a graceful
+# stop must still finish a response waiting on a thread pool).
+_IDLE_POLL_SECONDS = 0.01
 _ROUNDS = 64           # ready-callback rounds per drive before yielding to the engine
 
 
@@ -48,6 +52,7 @@ class WorkerLoop(asyncio.SelectorEventLoop):
         self._driving = False
         self._wake_at: float | None = None
         self._posted = False
+        self.requests = 0  # requests under way on this loop (kept by the ASGI gateway)
 
     # call_soon_threadsafe appends to _ready, then calls this: wake the worker instead
     # of writing to the self-pipe nobody waits on.
@@ -103,6 +108,8 @@ class WorkerLoop(asyncio.SelectorEventLoop):
         if len(self._selector.get_map()) > 1:
             poll = self.time() + _POLL_SECONDS
             when = poll if when is None else min(when, poll)
+        elif self.requests and when is None:
+            when = self.time() + _IDLE_POLL_SECONDS
         if when is None:
             return
         if self._wake_at is not None and self._wake_at <= when:

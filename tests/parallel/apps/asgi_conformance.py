@@ -66,6 +66,16 @@ async def app(scope, receive, send):
         await start(send)
         return await body(send, json.dumps([before == threading.get_ident(),
                                             threading.current_thread().name]).encode())
+    if path == "/slow":  # long enough to stop the server in the middle
+        await asyncio.sleep(0.6)
+        await start(send)
+        return await body(send, b"slow done")
+    if path == "/slow_thread":  # the result comes back from another thread
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(None, lambda: (__import__("time").sleep(0.6),
+                                                           b"thread done")[1])
+        await start(send)
+        return await body(send, result)
     if path == "/disconnect":  # waits for the client to go away
         await receive()
         message = await receive()

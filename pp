@@ -76,13 +76,31 @@ do_build() {
 
 do_build_windows() {
   # The engine, pyparallel-httpd.exe and the Windows test binaries, cross-built with
-  # mingw-w64 (meson/x86_64-w64-mingw32.ini). No interpreter: see README "Windows".
-  apt_install meson ninja-build libfmt-dev doctest-dev "${windows_packages[@]}"
+  # mingw-w64 (meson/x86_64-w64-mingw32.ini); and pyparallel.exe and parallel.pyd for
+  # python.org's free-threaded 3.13 when the CPython source tarball is at hand (the one
+  # interpreter/build-cpython.sh fetched, or PP_CPYTHON_TARBALL): README, "Windows".
+  apt_install meson ninja-build libfmt-dev doctest-dev xz-utils "${windows_packages[@]}"
   local wbuild="${PP_WINDOWS_BUILD_DIR:-$root/build-windows}"
+  local cache="${PYPARALLEL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pyparallel}"
+  local tarball="${PP_CPYTHON_TARBALL:-}"
+  if [ -z "$tarball" ]; then
+    tarball="$(ls "$cache"/apt-*/python3.13_*.orig.tar.xz 2>/dev/null | head -n 1 || true)"
+  fi
+  local interp=(-Dinterpreter=disabled -Dpython=)
+  if [ -n "$tarball" ] && [ -f "$tarball" ]; then
+    /usr/bin/python3 "$root/platform/win32/python/make_python_sdk.py" "$tarball" \
+      "$wbuild-python-sdk" >/dev/null || die "make_python_sdk.py $tarball failed"
+    interp=(-Dinterpreter=enabled "-Dpython=$wbuild-python-sdk")
+  else
+    say "no CPython source tarball (run ./pp build first, or set PP_CPYTHON_TARBALL):" \
+      "building the engine and pyparallel-httpd.exe without pyparallel.exe/parallel.pyd"
+  fi
   if [ ! -f "$wbuild/build.ninja" ]; then
     meson setup "$wbuild" --cross-file "$root/meson/x86_64-w64-mingw32.ini" \
-      -Dinterpreter=disabled -Dnuma=disabled >/dev/null ||
+      -Dnuma=disabled "${interp[@]}" >/dev/null ||
       die "meson setup $wbuild failed (see $wbuild/meson-logs/meson-log.txt)"
+  else
+    meson configure "$wbuild" "${interp[@]}" >/dev/null
   fi
   ninja -C "$wbuild" >/dev/null || ninja -C "$wbuild"
 }

@@ -246,9 +246,11 @@ void take_inherited_sockets() {
   std::string note;
   if (take_systemd_listeners(note) > 0 || !note.empty()) pp::log("{}", note);
   Ref os(PyImport_ImportModule("os"));
-  Ref environ(os ? PyObject_GetAttrString(os.get(), "environ") : nullptr);
+  // Not named `environ`: Windows' C runtime defines that as a macro.
+  Ref os_environ(os ? PyObject_GetAttrString(os.get(), "environ") : nullptr);
   for (const char* name : {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}) {
-    Ref r(environ ? PyObject_CallMethod(environ.get(), "pop", "sO", name, Py_None) : nullptr);
+    Ref r(os_environ ? PyObject_CallMethod(os_environ.get(), "pop", "sO", name, Py_None)
+                     : nullptr);
     (void)r;
   }
   PyErr_Clear();  // nothing here may fail the import

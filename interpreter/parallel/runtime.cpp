@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <condition_variable>
+#include <csignal>
 #include <deque>
 #include <mutex>
 #include <shared_mutex>
@@ -820,12 +821,20 @@ PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_polic
   freeze_main_thread_data();
   r.stop_requested = false;
   sigterm_seen = false;
+#if defined(_WIN32)
+  // Windows has no sigaction; the C runtime's signal() takes SIGTERM (raised only by
+  // raise() there: Ctrl-C reaches Python's own SIGINT handler as KeyboardInterrupt).
+  auto old_term = std::signal(SIGTERM, on_sigterm);
+  PyObject* result = choice.workers == 0 ? run_on_main_thread(choice) : run_on_workers(choice);
+  std::signal(SIGTERM, old_term);
+#else
   struct sigaction term {}, old_term {};
   term.sa_handler = on_sigterm;
   sigemptyset(&term.sa_mask);
   sigaction(SIGTERM, &term, &old_term);
   PyObject* result = choice.workers == 0 ? run_on_main_thread(choice) : run_on_workers(choice);
   sigaction(SIGTERM, &old_term, nullptr);
+#endif
   return result;
 }
 

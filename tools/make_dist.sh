@@ -23,6 +23,8 @@
 #
 # The target provides glibc and the C++ runtime (minimum versions in BUNDLE.txt), nothing else.
 # Needs patchelf, binutils (strip, objdump), tar, gzip; dpkg for the license files.
+# $ORIGIN below is for the dynamic loader, not the shell: single quotes on purpose.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,8 +41,9 @@ done
 host="$build/interpreter/pyparallel"
 httpd="$build/examples/pyparallel-httpd"
 info="$build/interpreter/interpreter.txt"
-[ -x "$host" ] && [ -x "$httpd" ] && [ -f "$info" ] ||
+if [ ! -x "$host" ] || [ ! -x "$httpd" ] || [ ! -f "$info" ]; then
   die "no built host and httpd in $build (run ./pp build first)"
+fi
 
 # The interpreter the host embeds: its prefix holds the stdlib we carry.
 python="$(sed -n 's/^executable=//p' "$info")"

@@ -17,7 +17,8 @@
 #                                           byte code; lib-dynload RUNPATH $ORIGIN/../..
 #   lib/python3.13t/site-packages/parallel-stubs/__init__.pyi   type stubs (PEP 561)
 #   lib/pyparallel/python/                  the parallel module's Python part (parallel.serve)
-#   examples/, bench/                       the Python examples; bench/scaling.sh and what it runs
+#   examples/, bench/                       the Python examples (and systemd units); bench/scaling.sh
+#                                           and what it runs
 #   licenses/                               the Debian copyright file of each carried library
 #   BUNDLE.txt                              what went in: versions, libraries, minimum glibc
 #
@@ -190,6 +191,10 @@ cp "$root/interpreter/parallel/parallel.pyi" \
 mkdir -p "$dest/examples/wiki" "$dest/bench/servers"
 cp "$root"/examples/*.py "$root/examples/README.md" "$dest/examples/"
 cp "$root"/examples/wiki/*.py "$dest/examples/wiki/"
+if [ -d "$root/examples/systemd" ]; then  # unit files that expect the bundle in /opt/pyparallel
+  mkdir -p "$dest/examples/systemd"
+  cp "$root"/examples/systemd/* "$dest/examples/systemd/"
+fi
 cp "$root/bench/scaling.sh" "$root/bench/scaling.py" "$root/bench/benchlib.py" "$dest/bench/"
 cp "$root"/bench/servers/*.py "$dest/bench/servers/"
 

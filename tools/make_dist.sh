@@ -199,8 +199,8 @@ cp "$root/bench/scaling.sh" "$root/bench/scaling.py" "$root/bench/benchlib.py" "
 cp "$root"/bench/servers/*.py "$dest/bench/servers/"
 
 # --- what went in -----------------------------------------------------------------------------
-symbols="$(find "$dest" -type f \( -name '*.so*' -o -path '*/bin/*' \) -exec objdump -T {} + \
-  2>/dev/null)"
+symbols="$(find "$dest/bin" "$dest/lib" -type f \( -path "$dest/bin/*" -o -name '*.so' \
+  -o -name '*.so.[0-9]*' \) -exec objdump -T {} + 2>/dev/null)"
 glibc="$(grep -o 'GLIBC_[0-9][0-9.]*' <<<"$symbols" | sort -u -V | tail -n 1)"
 glibcxx="$(grep -o 'GLIBCXX_[0-9][0-9.]*' <<<"$symbols" | sort -u -V | tail -n 1)"
 commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"

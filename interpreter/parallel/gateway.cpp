@@ -346,12 +346,13 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
   int code = 0;
   head.append("HTTP/1.1 ");
   if (PyLong_Check(status)) {
-    code = PyLong_AsInt(status);
-    if (code == -1 && PyErr_Occurred()) return false;
-    if (code < 100 || code > 999) {
-      PyErr_Format(PyExc_ValueError, "status %d is not a 3-digit HTTP status", code);
+    long value = PyLong_AsLong(status);  // (PyLong_AsInt is 3.13+; 3.11 builds too)
+    if (value == -1 && PyErr_Occurred()) return false;
+    if (value < 100 || value > 999) {
+      PyErr_Format(PyExc_ValueError, "status %ld is not a 3-digit HTTP status", value);
       return false;
     }
+    code = static_cast<int>(value);
     append_uint(head, static_cast<std::uint64_t>(code));
     head.push_back(' ');
     head.append(http::reason_phrase(code));

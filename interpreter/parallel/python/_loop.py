@@ -48,7 +48,7 @@ class WorkerLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__(_NoWaitSelector())
         self._engine_loop = parallel._gateway_loop()
-        self._thread_id = threading.get_ident()  # is_running(): coroutines may ask
+        self._ident = threading.get_ident()
         self._driving = False
         self._wake_at: float | None = None
         self._posted = False
@@ -74,6 +74,9 @@ class WorkerLoop(asyncio.SelectorEventLoop):
         if self._driving:
             return
         self._driving = True
+        # Running while it drives (is_running(), get_running_loop()); otherwise not, so
+        # that a loop dropped with its thread state closes its selector.
+        self._thread_id = self._ident
         asyncio.events._set_running_loop(self)
         try:
             ready = self._ready
@@ -89,6 +92,7 @@ class WorkerLoop(asyncio.SelectorEventLoop):
                     break
         finally:
             asyncio.events._set_running_loop(None)
+            self._thread_id = None
             self._driving = False
         self._arm()
 

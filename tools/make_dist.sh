@@ -35,6 +35,7 @@ limit_mib=64
 
 say() { printf 'make_dist: %s\n' "$*" >&2; }
 die() { printf 'make_dist: error: %s\n' "$*" >&2; exit 1; }
+trap 'say "error: line $LINENO failed: $BASH_COMMAND"' ERR
 
 for tool in patchelf strip objdump tar gzip ldd; do
   command -v "$tool" >/dev/null || die "needs $tool (Debian: apt-get install patchelf binutils)"

@@ -23,10 +23,11 @@ inline constexpr const char* kGatewayAttribute = "_parallel_gateway";
 pp::Connection* make_gateway_connection(pp::Loop& loop, Handle sock, pp::ConnectionSet& set,
                                         const ProtocolInfo& info);
 
-/// Adds the gateway's private functions and the Exchange type to the module, and makes
-/// the module a package whose __path__ is the folder of its Python submodules
-/// (parallel.serve, parallel._wsgi, ...). `file`: the extension's __file__, or null in
-/// the host. Returns -1 with an exception set on failure.
+/// Adds wsgi(), asgi(), the gateway's private functions and the Exchange type to the
+/// module, and makes the module a package whose __path__ is the folder of its Python
+/// submodules (parallel.serve, parallel._wsgi, ...): parallel/python beside the binary
+/// holding the module (the host, or the extension), else ../lib/pyparallel/python from
+/// it. Call from the module's exec slot. Returns -1 with an exception set on failure.
 int init_gateway(PyObject* module);
 
 /// Calls `func()` on the calling runtime thread's loop after `seconds`, once; cancelled

@@ -74,7 +74,7 @@ fi
 # 1-worker figure times N (perfect scaling) for reference.
 routes="$(grep -c '^# ' "$out/scaling.dat")"
 {
-  echo "set terminal pngcairo size $((480 * routes)),400 font 'sans,9'"
+  echo "set terminal pngcairo noenhanced size $((480 * routes)),400 font 'sans,9'"
   echo "set output '$out/scaling.png'"
   echo "set multiplot layout 1,$routes title \"$(sed -n 's/^## //p' "$out/scaling.dat")\""
   echo "set logscale xy 2; set grid; set key bottom right; set xtics (1, 2, 4, 8, 16, 32, 64)"

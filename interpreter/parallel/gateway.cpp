@@ -30,7 +30,7 @@ class GatewayConnection;
 /// loop runs there). Once the connection is gone they do nothing and return False.
 struct ExchangeObject {
   PyObject_HEAD
-  GatewayConnection* conn;        // null once the connection is gone
+  GatewayConnection* conn;        // null once the response finished or the connection went
   const http::Request* request;   // during the handler call only
   PyObject* body;                 // the decoded request body (bytes), made at creation
   PyObject* on_disconnect;        // called once if the connection goes first (or null)
@@ -495,6 +495,7 @@ void finish(ExchangeObject* ex) {
   if (ex->declared >= 0 && !ex->no_body && ex->written != static_cast<std::uint64_t>(ex->declared))
     ex->close_after_response = true;  // short body: the client cannot find the next one
   ex->finished = true;
+  ex->conn = nullptr;  // done with it: the connection may now go at any time
   Py_CLEAR(ex->on_disconnect);
   conn->written();
   conn->response_finished(ex);  // may close and delete the connection
@@ -645,12 +646,14 @@ PyObject* ex_fail(PyObject* self, PyObject*) {
                                 EX->close_after || conn->draining());
     EX->started = true;
     EX->finished = true;
+    EX->conn = nullptr;
     Py_CLEAR(EX->on_disconnect);
     conn->written();
     conn->response_finished(EX);
   } else {
     EX->finished = true;
     EX->close_after_response = true;
+    EX->conn = nullptr;
     Py_CLEAR(EX->on_disconnect);
     conn->written();
     conn->response_finished(EX);  // closes after the send (may delete the connection)
@@ -825,7 +828,10 @@ PyGetSetDef exchange_getset[] = {
     {"body", ex_get_body, nullptr, "The decoded request body.", nullptr},
     {"started", ex_get_started, nullptr, "The response head was written.", nullptr},
     {"finished", ex_get_finished, nullptr, "The response is complete.", nullptr},
-    {"closed", ex_get_closed, nullptr, "The connection is gone.", nullptr},
+    {"closed", ex_get_closed, nullptr,
+     "The exchange has let go of its connection (the response finished, or the connection "
+     "went first).",
+     nullptr},
     {"is_head", ex_get_method_is_head, nullptr, "A HEAD request.", nullptr},
     {"on_disconnect", ex_get_on_disconnect, ex_set_on_disconnect,
      "Called once, on the worker, if the connection goes before the response finishes.",

@@ -39,7 +39,7 @@ class LifespanError(RuntimeError):
 class _Cycle:
     """One request-response cycle: the receive and send callables of one request."""
 
-    __slots__ = ("ex", "loop", "body", "status", "headers", "done", "waiter", "name")
+    __slots__ = ("ex", "loop", "body", "status", "headers", "done", "waiter", "name", "gone")
 
     def __init__(self, ex, loop, name: str) -> None:
         self.ex = ex
@@ -50,6 +50,7 @@ class _Cycle:
         self.done = False
         self.waiter = None
         self.name = name
+        self.gone = False  # the client went away before the response was complete
         ex.on_disconnect = self.disconnected
         loop.requests += 1
 
@@ -58,7 +59,8 @@ class _Cycle:
         if body is not None:
             self.body = None
             return {"type": "http.request", "body": body, "more_body": False}
-        if not (self.done or self.ex.closed):
+        ex = self.ex
+        if not (self.done or ex is None or ex.closed):
             waiter = self.waiter = self.loop.create_future()
             await waiter
         return {"type": "http.disconnect"}
@@ -70,6 +72,7 @@ class _Cycle:
 
     def disconnected(self) -> None:
         """The connection went away before the response was complete (engine callback)."""
+        self.gone = True
         self._wake()
         self.loop.drive()
 
@@ -110,7 +113,7 @@ class _Cycle:
             if not self.done:
                 raise RuntimeError("the application returned before its response was complete")
         except Exception as exc:
-            if not self.ex.closed:
+            if not self.gone:  # an app failing because its client left is not news
                 ex = self.ex
                 outcome = ("after its response was complete" if ex.finished else
                            "connection closed" if ex.started else "answered 500")

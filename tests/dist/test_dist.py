@@ -203,6 +203,19 @@ def test_runs_from_bundle_without_cache_or_build(dist):
     assert_inside(dist, info)
 
 
+def test_the_readme_command_from_the_extraction_folder(dist, tmp_path):
+    # `tar xf ... && ./pyparallel-X/bin/pyparallel app.py`, in a folder with a space in it.
+    spaced = tmp_path / "a folder"
+    shutil.copytree(dist["bundle"], spaced / dist["bundle"].name, symlinks=True)
+    (spaced / "app.py").write_text(
+        "import sys, ssl, parallel\nprint(sys.prefix)\nprint(parallel.__name__)\n")
+    cmd = hidden([f"./{dist['bundle'].name}/bin/pyparallel", "app.py"], spaced)
+    out = subprocess.run(cmd, cwd=spaced, env=clean_env(dist["home"]), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [str(spaced / dist["bundle"].name), "parallel"]
+
+
 def test_argv0_not_leading_to_host_still_finds_bundle(dist):
     # argv[0] "pyparallel" and no bundle on PATH: Python alone would fall back to the
     # prefix it was configured with (the build machine's cache); the host says where it is.

@@ -79,18 +79,19 @@ def hidden(cmd: list[str], bundle: pathlib.Path) -> list[str]:
     return ["unshare", "-m", "sh", "-c", f'{mounts} && exec "$0" "$@"', *cmd]
 
 
-def clean_env(home: pathlib.Path, **extra: str) -> dict:
+def clean_env(home: pathlib.Path) -> dict:
+    """This environment without anything that points Python or the loader somewhere."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTHON", "PP_", "PYPARALLEL_")) and k != "LD_LIBRARY_PATH"}
     env["HOME"] = str(home)
     env["HWLOC_PLUGINS_PATH"] = str(home / "no-hwloc-plugins")  # see SYSTEM_LIBS
-    env.update(extra)
     return env
 
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> dict:
-    """Builds the bundle and extracts it; {'tarball', 'bundle', 'home', 'work'}."""
+    """Builds the bundle and extracts it: the tarball, the extracted folder, an empty HOME,
+    a working folder, the time after extraction and make_dist's log."""
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run([str(ROOT / "tools" / "make_dist.sh"), str(BUILD), str(out)],
                           capture_output=True, text=True, timeout=300)
@@ -115,7 +116,7 @@ def run_in_bundle(dist: dict, args: list[str], **kw) -> subprocess.CompletedProc
 
 
 PROBE = """
-import json, os, sys, ssl, sqlite3, decimal, ctypes, zlib, json as j, zoneinfo, parallel
+import json, os, sys, ssl, sqlite3, decimal, ctypes, zlib, zoneinfo, parallel
 maps = sorted({l.split()[-1] for l in open('/proc/self/maps') if '.so' in l.split()[-1]})
 mods = {m: getattr(sys.modules[m], '__file__', None) for m in
         ('os', 'json', 'ssl', '_ssl', '_sqlite3', '_decimal', '_ctypes', 'zlib')}

@@ -58,7 +58,8 @@ std::string describe_machine(const Topology& t) {
                      plural(t.packages.size(), "package"), plural(t.nodes.size(), "NUMA node"),
                      plural(t.cores.size(), "core"), plural(t.pus.size(), "PU"),
                      plural(t.allowed_pus().size(), "PU"), format_cpu_list(t.allowed_pus()));
-  if (!have_hwloc) out += "  built without hwloc: NUMA layout unknown, workers run unpinned\n";
+  if (!have_hwloc && !t.can_bind)
+    out += "  built without hwloc: NUMA layout unknown, workers run unpinned\n";
   for (const auto& package : t.packages) {
     out += fmt::format("  package {}\n", package.index);
     for (int id : package.nodes)

@@ -239,7 +239,9 @@ std::optional<Plan> make_plan(const Topology& topology, const Policy& policy, in
   Plan plan;
   plan.policy = policy.name();
   bool unpinned = policy.kind == Policy::Kind::none;
-  if (!have_hwloc && !unpinned) {
+  // can_bind: a topology that can pin without hwloc (Windows' processor-group API,
+  // platform/win32/numa_topology.cpp).
+  if (!have_hwloc && !topology.can_bind && !unpinned) {
     // The fallback build cannot pin: run unpinned rather than refuse to start.
     static std::once_flag said;
     std::call_once(said, [&] {

@@ -5,7 +5,7 @@
 // with their SMT siblings, NUMA nodes (RelationNumaNode) and packages. A PU's OS index is
 // group * 64 + bit, the number Windows tools show for machines with several processor
 // groups. Pinning uses SetThreadGroupAffinity, node-local memory VirtualAllocExNuma.
-// Planning treats this as a host it can bind to (`can_bind`).
+// `can_bind` is set, so numa/plan.cpp pins workers as it does with hwloc.
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -67,6 +67,12 @@ std::optional<Topology> Topology::load(const Source& source, std::string& error)
       }
     t.nodes.push_back(std::move(n));
   });
+  // A one-node machine whose node reports no available memory (Wine does) has all of it.
+  if (t.nodes.size() == 1 && t.nodes[0].memory_bytes == 0) {
+    MEMORYSTATUSEX mem{};
+    mem.dwLength = sizeof mem;
+    if (::GlobalMemoryStatusEx(&mem)) t.nodes[0].memory_bytes = mem.ullTotalPhys;
+  }
   std::sort(t.nodes.begin(), t.nodes.end(),
             [](const NumaNode& a, const NumaNode& b) { return a.os_index < b.os_index; });
   t.packages.push_back({0, {}});

@@ -293,3 +293,19 @@ def test_unknown_backend_is_a_clear_error(prefix, docroot):
                          errors="replace")
     assert out.returncode != 0
     assert "does not exist on Windows" in out.stderr
+
+
+def test_topology_from_processor_groups(prefix):
+    # numa/ without hwloc on Windows: the processor-group API reads the machine, and the
+    # plan pins (can_bind) instead of falling back to unpinned workers.
+    exe = windows_build_dir() / "numa" / "pyparallel-topology.exe"
+    out = subprocess.run(prefix.command(exe), env=prefix.env, capture_output=True, text=True,
+                         timeout=60, errors="replace")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.replace("\r", "")
+    assert "Machine (this host (Windows processor groups))" in text
+    assert "Plan: policy compact" in text
+    assert "unpinned" not in text + out.stderr
+    rows = text.split("worker    PU", 1)[1].splitlines()[1:]
+    workers = [line.split() for line in rows if line.strip()]
+    assert workers and all(int(w[1]) >= 0 for w in workers), text  # each worker has a PU

@@ -249,3 +249,16 @@ def test_graceful_stop_finishes_an_awaiting_response(path, expect):
     finally:
         code = s.stop()
     assert code == 0, s.output()[-3000:]
+
+
+def test_workers_0_runs_on_the_main_thread_with_lifespan():
+    # Debugging mode: the requests' loop and the lifespan's loop share the main thread.
+    s = serve("asgi_conformance:app", workers=0)
+    try:
+        same, name = json.loads(s.get("/sleep")[2])
+        assert same and name == "MainThread"
+        assert s.get("/stream")[2] == b"".join(f"part {i}\n".encode() for i in range(4))
+        assert "startup" in events(s)
+    finally:
+        assert s.stop() == 0
+    assert "asgi app: lifespan shutdown" in s.output()

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """How pyparallel's req/s grows with workers, against N uvloop+httptools processes.
 
-    /usr/bin/python3 bench/scaling.py --bundle DIR [--workers 1,2,4,8,16] [--seconds 5]
-        [--repeat 3] [--gen-cores N] [--per-worker 8] [--pipeline 16] [--cpu-ms 1.0]
-        [--only cpu,plaintext] [--out DIR]
+    BUNDLE/bin/pyparallel bench/scaling.py --bundle BUNDLE [--workers 1,2,4,8,16]
+        [--seconds 5] [--repeat 3] [--gen-cores N] [--per-worker 8] [--pipeline 16]
+        [--cpu-ms 1.0] [--only cpu,plaintext] [--anchor-python /usr/bin/python3] [--out DIR]
 
 bench/scaling.sh is the way in (it finds or extracts the bundle and draws the plot); this
 is its measuring half. Everything it runs comes from the bundle DIR (./pp dist): the host,
@@ -11,8 +11,10 @@ examples/tefb.py, bench/servers/. Routes:
   cpu        GET /cpu, about --cpu-ms of pure Python per request (bench/servers/pp_cpu.py;
              the anchor runs the same loop with the same iteration count), no pipelining
   plaintext  GET /plaintext (examples/tefb.py), --pipeline deep (TechEmpower's plaintext)
-Anchor: N processes of bench/servers/uvloop_httptools.py on /usr/bin/python3 sharing the
-port with SO_REUSEPORT -- what stock Python gives on N cores.
+Anchor: N processes of bench/servers/uvloop_httptools.py on /usr/bin/python3 (Debian's
+python3-uvloop and python3-httptools; --anchor-python for another) sharing the port with
+SO_REUSEPORT -- what stock Python gives on N cores. This script itself needs only the
+stdlib: scaling.sh runs it on the bundle's own interpreter.
 
 CPUs: this process's CPUs are grouped by physical core; wrk gets the last --gen-cores cores
 (default: half, with all their SMT threads), the server one CPU of each other core.
@@ -38,7 +40,6 @@ import time
 
 from benchlib import Result, free_port, median, wait_listening, wrk
 
-PYTHON = "/usr/bin/python3"  # Debian's, with python3-uvloop and python3-httptools
 
 
 def cpu_list(cpus: list[int]) -> str:
@@ -136,7 +137,7 @@ class Bench:
         cmds = []
         for i in range(n):
             cpus = self.server if self.shared else [self.server[i]]
-            cmds.append(["taskset", "-c", cpu_list(cpus), PYTHON,
+            cmds.append(["taskset", "-c", cpu_list(cpus), self.args.anchor_python,
                          str(self.servers / "uvloop_httptools.py"), "--port", str(port),
                          *extra])
         return cmds
@@ -194,6 +195,8 @@ def main() -> int:
     ap.add_argument("--pipeline", type=int, default=16, help="plaintext pipeline depth")
     ap.add_argument("--cpu-ms", type=float, default=1.0)
     ap.add_argument("--only", default="cpu,plaintext")
+    ap.add_argument("--anchor-python", default="/usr/bin/python3",
+                    help="the interpreter with uvloop and httptools that runs the anchor")
     ap.add_argument("--out", default=".")
     args = ap.parse_args()
     b = Bench(args)
@@ -241,7 +244,7 @@ def main() -> int:
              f"{where}.",
              f"Medians of {args.repeat} interleaved rounds of {args.seconds} s; wrk "
              f"{args.per_worker} connections per worker; anchor: N uvloop+httptools "
-             "processes (SO_REUSEPORT) on /usr/bin/python3; load average "
+             f"processes (SO_REUSEPORT) on {args.anchor_python}; load average "
              f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after.", ""]
     if b.skipped:
         lines += [f"Not run: {', '.join(map(str, b.skipped))} workers (only "

@@ -4,7 +4,7 @@
 #
 #   bench/scaling.sh [BUNDLE] [--out DIR] [--workers 1,2,4,8,16] [--seconds 5] [--repeat 3]
 #                    [--gen-cores N] [--per-worker 8] [--pipeline 16] [--cpu-ms 1.0]
-#                    [--only cpu,plaintext] [--split]
+#                    [--only cpu,plaintext] [--split] [--anchor-python /usr/bin/python3]
 #   bench/scaling.sh --plot-only [--out DIR]     (redraw DIR/scaling.png from DIR/scaling.dat)
 #
 # BUNDLE is a pyparallel-*.tar.gz (extracted into a temporary folder) or an extracted bundle;
@@ -13,8 +13,9 @@
 # the repository is used, so on another machine: copy the tarball, `tar xf` it, run
 # `pyparallel-*/bench/scaling.sh`. Writes DIR/scaling.md (table), DIR/scaling.dat and, with
 # gnuplot, DIR/scaling.png (default DIR: ./scaling-results). bench/scaling.py measures;
-# its docstring says how CPUs are split. Needs: wrk, taskset (util-linux), /usr/bin/python3
-# with python3-uvloop and python3-httptools (the anchor), gnuplot for the plot.
+# its docstring says how CPUs are split. Needs: wrk on PATH, taskset (util-linux), a python3
+# with uvloop and httptools for the anchor (Debian's python3-uvloop, python3-httptools on
+# /usr/bin/python3, or --anchor-python), gnuplot for the plot.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,11 +25,13 @@ say() { printf 'scaling: %s\n' "$*" >&2; }
 bundle=""
 out="scaling-results"
 plot_only=0
+anchor_python=/usr/bin/python3
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     --out) out="$2"; shift 2 ;;
+    --anchor-python) anchor_python="$2"; shift 2 ;;
     --plot-only) plot_only=1; shift ;;
     --split) args+=("$1"); shift ;;
     --*) args+=("$1" "$2"); shift 2 ;;
@@ -55,14 +58,15 @@ if [ "$plot_only" = 0 ]; then
   bundle="$(cd "$bundle" && pwd)"
   command -v wrk >/dev/null || die "needs wrk (apt-get install wrk)"
   command -v taskset >/dev/null || die "needs taskset (apt-get install util-linux)"
-  /usr/bin/python3 -c 'import uvloop, httptools' 2>/dev/null ||
-    die "the anchor needs /usr/bin/python3 with uvloop and httptools" \
-      "(apt-get install python3-uvloop python3-httptools)"
+  "$anchor_python" -c 'import uvloop, httptools' 2>/dev/null ||
+    die "the anchor needs $anchor_python with uvloop and httptools" \
+      "(Debian: apt-get install python3-uvloop python3-httptools; or --anchor-python)"
   say "bundle $bundle ($(head -n 1 "$bundle/BUNDLE.txt" 2>/dev/null || echo '?'))"
   mkdir -p "$out"
-  # The measuring half: the one from the bundle, so every machine runs the same code.
-  PYTHONPATH="$bundle/bench" /usr/bin/python3 "$bundle/bench/scaling.py" --bundle "$bundle" \
-    --out "$out" "${args[@]}"
+  # The measuring half: the bundle's copy, on the bundle's interpreter (it needs only the
+  # stdlib), so every machine runs the same code.
+  "$bundle/bin/pyparallel" "$bundle/bench/scaling.py" --bundle "$bundle" --out "$out" \
+    --anchor-python "$anchor_python" "${args[@]}"
 fi
 [ -f "$out/scaling.dat" ] || die "no $out/scaling.dat to plot"
 

@@ -271,10 +271,20 @@ def test_flask_app_end_to_end():
     assert code == 0, s.output()[-3000:]
 
 
-def test_interface_flag_and_bad_app_spec():
-    s = serve("wsgi_conformance:app", "--interface", "wsgi", workers=1)
+def test_interface_flag_runtime_options_and_bad_app_spec():
+    # The runtime's options pass through parallel.serve: backend, NUMA policy, limits.
+    s = serve("wsgi_conformance:app", "--interface", "wsgi", "--backend", "epoll",
+              "--numa-policy", "none", "--max-body", "1k", "--keepalive-timeout", "0.5",
+              workers=1)
     try:
         assert s.get("/thread")[0] == 200
+        assert s.wait_for("backend epoll")
+        assert s.get("/input", method="POST", body=b"x" * 1000)[0] == 200
+        assert s.get("/input", method="POST", body=b"x" * 2000)[0] == 413
+        with socket.create_connection((s.host, s.port), timeout=10) as c:
+            c.sendall(b"GET /thread HTTP/1.1\r\nHost: x\r\n\r\n")
+            closed, data = wait_closed(c, 5)  # idle keep-alive closed after 0.5 s
+            assert closed and data.startswith(b"HTTP/1.1 200")
     finally:
         assert s.stop() == 0
     with pytest.raises(RuntimeError, match="module:attribute"):

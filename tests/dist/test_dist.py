@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tarfile
+import tempfile
 import time
 
 import pytest
@@ -60,8 +61,13 @@ def cache_prefix() -> pathlib.Path:
 
 
 def can_hide() -> bool:
-    return shutil.which("unshare") is not None and subprocess.run(
-        ["unshare", "-m", "true"], capture_output=True).returncode == 0
+    """Whether this process may mount a tmpfs in a private mount namespace (root, or
+    CAP_SYS_ADMIN; a container may allow neither)."""
+    if shutil.which("unshare") is None:
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        return subprocess.run(["unshare", "-m", "mount", "-t", "tmpfs", "pp-probe", d],
+                              capture_output=True).returncode == 0
 
 
 HIDE = can_hide()
@@ -167,6 +173,17 @@ def assert_maps(dist: dict, maps: list[str], carried: tuple[str, ...]) -> None:
         if not m.startswith(str(dist["bundle"])):
             assert m.startswith(SYSTEM_DIRS), m
             assert pathlib.Path(m).name.startswith(SYSTEM_LIBS), f"{m}: not carried"
+
+
+@pytest.mark.skipif(not HIDE, reason="no private mount namespace (needs root or "
+                    "CAP_SYS_ADMIN): the tests ran with the cache and build visible")
+def test_cache_build_and_repository_really_hidden(dist):
+    # Each is gone or empty (the build folder is gone when it lies in the hidden repository).
+    visible = 'for d; do [ ! -e "$d" ] || [ -z "$(ls -A "$d")" ] || echo "$d"; done'
+    dirs = [str(d) for d in (cache_prefix(), BUILD, ROOT)]
+    out = subprocess.run(hidden(["sh", "-c", visible, "sh", *dirs], dist["bundle"]),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == "", (out.stdout, out.stderr)
 
 
 def test_bundle_size_and_contents(dist):

@@ -128,7 +128,7 @@ mods = {m: getattr(sys.modules[m], '__file__', None) for m in
         ('os', 'json', 'ssl', '_ssl', '_sqlite3', '_decimal', '_ctypes', 'zlib')}
 print(json.dumps({'prefix': sys.prefix, 'exec_prefix': sys.exec_prefix,
                   'base_prefix': sys.base_prefix, 'executable': sys.executable,
-                  'path': sys.path, 'maps': maps, 'mods': mods,
+                  'path': sys.path, 'maps': maps, 'mods': mods, 'uid': os.getuid(),
                   'stdlib': os.path.dirname(os.__file__)}))
 """
 
@@ -251,6 +251,29 @@ def test_on_path_and_through_a_symlink(dist, tmp_path):
     info = probe(dist, argv0="pyparallel", path=f"{link_dir}:/usr/bin:/bin")
     assert info["executable"] == str(link_dir / "pyparallel")
     assert_inside(dist, info)
+
+
+def test_runs_as_an_unprivileged_user(dist):
+    # A copy in a folder everyone may read, run as nobody (65534) when the tests run as root;
+    # otherwise every test here already ran without root.
+    unprivileged = os.geteuid() == 0
+    top = pathlib.Path(tempfile.mkdtemp(prefix="pp-dist-"))
+    try:
+        top.chmod(0o755)
+        bundle = top / dist["bundle"].name
+        shutil.copytree(dist["bundle"], bundle, symlinks=True)  # keeps times: valid .pyc
+        (top / "home").mkdir()
+        drop = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+                if unprivileged else [])
+        cmd = hidden([*drop, str(bundle / "bin" / "pyparallel"), "-c", PROBE], bundle)
+        out = subprocess.run(cmd, cwd=top, env=clean_env(top / "home"), capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        info = json.loads(out.stdout)
+        assert info["uid"] == (65534 if unprivileged else os.geteuid())
+        assert_inside(dict(dist, bundle=bundle), info)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_venv_from_bundle(dist, tmp_path):

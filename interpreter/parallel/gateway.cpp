@@ -4,8 +4,10 @@
 #include "interpreter/parallel/gateway.h"
 
 #include <charconv>
-#include <memory>
+#include <chrono>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <string>
 
 #include "core/connection.h"
@@ -14,6 +16,7 @@
 #include "core/http/response.h"
 #include "core/http/status.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/net.h"
 
 namespace pp::py {
@@ -47,6 +50,7 @@ struct ExchangeObject {
   bool close_after_response;
   std::int64_t declared;  // Content-Length of the response, -1 when none
   std::uint64_t written;
+  std::chrono::steady_clock::time_point arrived;  // for the latency metric (when kept)
 };
 
 namespace {
@@ -460,6 +464,8 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
   head.append("\r\n");
   ex->conn->out().tail_buffer().append(head);
   ex->started = true;
+  // Counted here, as the engine's own response writer counts every other response.
+  if (WorkerMetrics* m = thread_metrics()) m->count_response(code);
   Counters::bump(thread_counters().bytes_sent, head.size());
   return true;
 }
@@ -496,6 +502,8 @@ void finish(ExchangeObject* ex) {
     ex->close_after_response = true;  // short body: the client cannot find the next one
   ex->finished = true;
   ex->conn = nullptr;  // done with it: the connection may now go at any time
+  if (WorkerMetrics* m = thread_metrics())  // request read -> response complete
+    m->count_latency(std::chrono::steady_clock::now() - ex->arrived);
   Py_CLEAR(ex->on_disconnect);
   conn->written();
   conn->response_finished(ex);  // may close and delete the connection
@@ -877,6 +885,9 @@ void GatewayConnection::dispatch(bool close) {
   ex->close_after_response = false;
   ex->declared = -1;
   ex->written = 0;
+  new (&ex->arrived) std::chrono::steady_clock::time_point(
+      thread_metrics() ? std::chrono::steady_clock::now()
+                       : std::chrono::steady_clock::time_point{});
   PyObject_GC_Track(reinterpret_cast<PyObject*>(ex));
   Ref exchange(reinterpret_cast<PyObject*>(ex));
   if (!ex->body) {

@@ -235,6 +235,15 @@ def test_bad_request_is_answered_by_the_engine(srv):
     check_alive(srv)
 
 
+def test_responses_are_counted_by_status(srv):
+    before = json.loads(srv.get("/stats")[2])
+    for _ in range(3):
+        assert srv.get("/status")[0] == 418
+    after = json.loads(srv.get("/stats")[2])
+    assert after["responses"].get("418", 0) - before["responses"].get("418", 0) == 3
+    assert after["requests"] - before["requests"] == 4
+
+
 def test_requests_run_on_the_workers(srv):
     names = {srv.get("/thread")[2] for _ in range(10)}
     assert names and all(n != b"MainThread" for n in names)

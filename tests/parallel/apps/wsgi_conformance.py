@@ -104,6 +104,11 @@ def app(environ, start_response):
         return gen()
     if path == "/no_start":
         return [b"no start_response"]
+    if path == "/stats":  # the runtime's counters (only under pyparallel)
+        import parallel
+        stats = parallel.stats()
+        return plain(start_response, json.dumps({"responses": stats.get("responses", {}),
+                                                 "requests": stats["requests"]}).encode())
     if path == "/thread":
         return plain(start_response, threading.current_thread().name.encode())
     return plain(start_response, b"not found", status="404 Not Found")

@@ -398,6 +398,20 @@ def test_httpd_from_the_bundle(dist, tmp_path):
         srv.stop()
 
 
+def test_scaling_bench_travels_with_the_bundle(dist):
+    # bench/scaling.sh measures with bench/scaling.py on the bundle's own interpreter: both
+    # are there and start (the run itself needs wrk and the anchor: a benchmark, not a test).
+    bench = dist["bundle"] / "bench"
+    for name in ("scaling.sh", "scaling.py", "benchlib.py", "servers/pp_cpu.py",
+                 "servers/cpu_work.py", "servers/uvloop_httptools.py"):
+        assert (bench / name).is_file(), name
+    sh = subprocess.run([str(bench / "scaling.sh"), "--help"], capture_output=True, text=True,
+                        timeout=60)
+    assert sh.returncode == 0 and "--workers" in sh.stdout, sh.stderr
+    py = run_in_bundle(dist, ["-B", str(bench / "scaling.py"), "--help"])
+    assert py.returncode == 0 and "--anchor-python" in py.stdout, py.stderr
+
+
 def test_zz_nothing_written_into_the_bundle(dist):
     # Named to run last in this module: after everything above ran from the bundle, no file
     # in it is new or changed -- the byte code shipped is valid, nothing was recompiled.

@@ -35,7 +35,9 @@ void Acceptor::on_accept(Operation& op, const Completion& c) {
     } else {
       set_nodelay(sock);
       ++self->accepted_;
-      if (Connection* conn = self->factory_(sock))
+      if (self->spread_ && !self->stopped_ && self->spread_(sock)) {
+        // taken by another worker
+      } else if (Connection* conn = self->factory_(sock))
         self->connections_.add(conn);
       else
         close_socket(sock);

@@ -18,8 +18,17 @@ class Acceptor {
   /// (the socket is then closed).
   using Factory = std::function<Connection*(Handle sock)>;
 
+  /// Offered each accepted socket first; returning true means it took the socket (e.g.
+  /// handed it to another worker). See `set_spread`.
+  using Spread = std::function<bool(Handle sock)>;
+
   /// Takes ownership of `listener` (closed by `stop` or the destructor).
   Acceptor(Loop& loop, Handle listener, ConnectionSet& connections, Factory factory);
+  /// Workers that share one accept queue (a socket systemd passed, duplicated per worker)
+  /// do not share its connections: the kernel wakes the first waiting worker, which keeps
+  /// winning while it keeps up. `spread` lets the accepting worker hand connections on
+  /// (round-robin, core/listeners.h) so every worker serves some.
+  void set_spread(Spread spread) { spread_ = std::move(spread); }
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
   ~Acceptor();
@@ -46,6 +55,7 @@ class Acceptor {
   Handle listener_;
   ConnectionSet& connections_;
   Factory factory_;
+  Spread spread_;
   Operation accept_op_;
   Operation retry_op_;
   Operation cancel_op_;

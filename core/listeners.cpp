@@ -15,6 +15,7 @@ namespace {
 // one gets a duplicate of socket i mod K.
 bool spread(std::vector<Handle> sockets, unsigned workers, ListenerSet& out, std::string& error) {
   out.distinct = sockets;
+  out.shared = sockets.size() < workers;
   out.per_worker.assign(workers, {});
   for (std::size_t j = 0; j < sockets.size(); ++j) out.per_worker[j % workers].push_back(sockets[j]);
   for (unsigned i = static_cast<unsigned>(sockets.size()); i < workers; ++i) {

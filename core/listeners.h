@@ -22,6 +22,10 @@ struct ListenerSet {
   std::string origin;
   /// One handle per distinct socket, for `offer_listeners` (owned by per_worker).
   std::vector<Handle> distinct;
+  /// True when workers share accept queues (fewer sockets than workers: systemd's one
+  /// socket): the server should spread accepted connections over its workers
+  /// (Acceptor::set_spread), since the kernel gives them all to the first waiting worker.
+  bool shared = false;
   /// Nothing inherited and `bind_now` was false: each worker binds its own SO_REUSEPORT
   /// socket when it starts (`listen_tcp`), adding it to `distinct`, and sets `port` when
   /// port 0 was asked for. per_worker is then empty lists.

@@ -13,6 +13,7 @@
 // binding; otherwise an instance already serving the address hands its sockets over
 // (core/handoff.h), so starting a new instance and then sending SIGTERM to the old one loses
 // no connection; otherwise one SO_REUSEPORT socket per worker is bound.
+#include <atomic>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
@@ -149,6 +150,8 @@ struct WorkerServer {
   }
   pp::WorkerMetrics metrics;  // this worker's counters (core/metrics.h)
   pp::ConnectionSet connections;
+  std::atomic<pp::Loop*> loop{nullptr};  // set once the worker runs; others post to it
+  unsigned next = 0;  // round-robin position when spreading a shared socket's connections
   std::vector<std::unique_ptr<pp::Acceptor>> acceptors;
 };
 
@@ -239,11 +242,24 @@ int main(int argc, char** argv) {
           listeners.distinct.push_back(h);
         }
         // The worker's sockets now belong to its acceptors (closed by them).
+        ws.loop = &loop;
         for (pp::Handle listener : std::exchange(listeners.per_worker[w.index()], {})) {
           ws.acceptors.push_back(std::make_unique<pp::Acceptor>(
               loop, listener, ws.connections, [&loop, &ws, site](pp::Handle sock) {
                 return new httpd::HttpConnection(loop, sock, ws.connections, *site);
               }));
+          if (listeners.shared) {
+            // One queue for every worker (systemd's socket): hand connections round-robin.
+            ws.acceptors.back()->set_spread([&servers, &ws, site](pp::Handle sock) {
+              WorkerServer& t = *servers[ws.next++ % servers.size()];
+              pp::Loop* target = t.loop.load();
+              if (&t == &ws || !target) return false;
+              target->post([&t, target, sock, site] {
+                t.connections.add(new httpd::HttpConnection(*target, sock, t.connections, *site));
+              });
+              return true;
+            });
+          }
           ws.acceptors.back()->start();
         }
         w.on_stop([&ws] {

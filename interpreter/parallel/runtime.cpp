@@ -85,6 +85,11 @@ struct Connector {
   bool done = false;
 };
 
+struct WorkerState;
+/// Hands a connection accepted from a socket every worker shares (systemd's) to the next
+/// worker round-robin; false keeps it here (not serving yet, stopping, or our turn).
+bool spread_connection(WorkerState& from, Handle sock, const ProtocolInfo* info);
+
 /// What one runtime thread (a worker, or the main thread with workers=0) serves.
 struct WorkerState {
   WorkerState(Counters& c, const ConnectionLimits& limits) : counters(c), connections(limits) {}
@@ -98,6 +103,7 @@ struct WorkerState {
   /// Functions posted through the runtime's gate that have not run yet: the drain
   /// waits for them, since their posters were told they would run.
   std::atomic<unsigned> posts_pending{0};
+  unsigned spread_next = 0;  // round-robin position (spread_connection)
 
   /// Accepts on this thread's share of every server's listeners (`sets`, one per server
   /// in registration order, opened by the main thread) and starts clients.
@@ -139,6 +145,12 @@ struct WorkerState {
           acceptors.push_back(std::make_unique<Acceptor>(
               *loop, listener, connections,
               [lp, set, info](Handle sock) { return make_connection(*lp, sock, *set, *info); }));
+          if (ls.shared && count > 1) {
+            // One accept queue for every worker: the kernel would give the first waiting
+            // worker every connection.
+            acceptors.back()->set_spread(
+                [this, info](Handle sock) { return spread_connection(*this, sock, info); });
+          }
           acceptors.back()->start();
         }
       } else if (client_no++ % count == index) {
@@ -334,6 +346,18 @@ void post_arm_locked(const std::shared_ptr<TimerState>& timer) {
   post_locked(next_worker_locked(), [timer] {
     if (Loop* loop = current_loop()) arm_timer(timer, *loop);
   });
+}
+
+bool spread_connection(WorkerState& from, Handle sock, const ProtocolInfo* info) {
+  Runtime& r = rt();
+  std::shared_lock lock(r.gate_mutex);
+  if (r.gate != Gate::open) return false;  // workers still starting, or stopping
+  WorkerState& to = *r.workers[from.spread_next++ % r.workers.size()];
+  if (&to == &from) return false;
+  post_locked(to, [&to, sock, info] {
+    to.connections.add(make_connection(*to.loop, sock, to.connections, *info));
+  });
+  return true;
 }
 
 // Opens the gate once every runtime thread is set up, and hands them the timers made

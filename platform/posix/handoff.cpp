@@ -178,8 +178,15 @@ std::vector<Handle> request_listeners(std::string_view host, std::uint16_t port,
   msg.msg_control = control.data();
   msg.msg_controllen = control.size();
   ssize_t got = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  int why = errno;
   ::close(fd);
-  if (got <= 0) return out;
+  if (got <= 0) {
+    // An instance holds the address's name but did not answer: bind anew (a restart then
+    // loses what is queued on the old sockets when they close).
+    log("handoff: the instance serving {}:{} did not hand its sockets over ({}); binding anew",
+        host, port, got < 0 ? std::strerror(why) : "closed");
+    return out;
+  }
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);

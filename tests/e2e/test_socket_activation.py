@@ -138,3 +138,32 @@ def test_the_shipped_unit_pair_serves_through_the_socket(tmp_path):
     finally:
         srv.stop()
         srv.kill()
+
+
+@pytest.mark.parametrize("kind", ["httpd", "runtime"])
+def test_every_worker_serves_from_the_one_inherited_socket(kind, tmp_path):
+    """Workers share systemd's one socket (a dup each). The kernel would hand every
+    connection to the first waiting worker; accepted connections are spread round-robin,
+    which the per-worker metrics show."""
+    from test_metrics import scrape
+    from deploy_util import KeepAliveLoad
+    port, mport = free_port(), free_port()
+    srv = Instance(kind, port, "shared", tmp_path, workers=2, wait=False,
+                   extra=["--metrics-port", str(mport)],
+                   prefix=[ACTIVATE, "-l", f"127.0.0.1:{port}"])
+    try:
+        assert srv.wait_for(r"Listening on", 10)
+        assert get(port)[0] == 200  # starts it
+        assert srv.wait_for(r"metrics on http://", 20), srv.output()
+        load = KeepAliveLoad(port, connections=8)
+        time.sleep(1)
+        load.stop()
+        assert not load.failures, load.failures[:3]
+        series, text = scrape(mport)
+        for worker in ("0", "1"):
+            conns = [v for (n, labels), v in series.items()
+                     if n == "pyparallel_connections_total" and ("worker", f'"{worker}"') in labels]
+            assert conns and conns[0] >= 3, text
+    finally:
+        srv.stop()
+        srv.kill()

@@ -55,6 +55,8 @@ def test_scope_has_the_required_keys(srv):
 
 def test_lifespan_startup_ran_before_serving(srv):
     assert "startup" in events(srv)
+    # What startup put in the lifespan scope's state reaches every request's scope.
+    assert json.loads(srv.get("/scope")[2])["state"] == {"pool": "made at startup"}
 
 
 def test_request_body_whole_and_chunked(srv):

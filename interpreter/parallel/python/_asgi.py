@@ -132,13 +132,14 @@ class ASGIGateway:
 
     app = None
     _lifespan = None
+    _state: dict = {}  # the lifespan scope's "state", copied into each request's scope
 
     @classmethod
     def startup(cls, required: bool = False) -> bool:
         """Runs the app's lifespan startup on this thread. False when the app does not
         speak the lifespan protocol (an error when ``required``); raises LifespanError
         when startup fails."""
-        cls._lifespan = _Lifespan(cls.app)
+        cls._lifespan = _Lifespan(cls.app, cls._state)
         ok = cls._lifespan.startup(required)
         if not ok:
             cls._lifespan = None
@@ -165,8 +166,9 @@ class ASGIGateway:
 class _Lifespan:
     """The app's one lifespan coroutine, on a private event loop of the calling thread."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, state: dict) -> None:
         self.app = app
+        self.state = state
         self.loop = asyncio.new_event_loop()
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.outbox: asyncio.Queue = asyncio.Queue()
@@ -174,7 +176,7 @@ class _Lifespan:
         self.unsupported = False
 
     async def _main(self) -> None:
-        scope = {"type": "lifespan", "asgi": dict(_ASGI), "state": {}}
+        scope = {"type": "lifespan", "asgi": dict(_ASGI), "state": self.state}
         try:
             await self.app(scope, self.inbox.get, self.outbox.put)
         except Exception as exc:
@@ -235,13 +237,17 @@ def adapter(app) -> type:
         raise TypeError(f"parallel.asgi(app): app must be callable, not {type(app).__name__}")
     base = {"type": "http", "asgi": _ASGI, "scheme": "http", "root_path": ""}
     name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    state: dict = {}
 
     def handle(ex) -> None:
         loop = this_thread_loop()
         scope = ex.scope(base)
+        if state:  # what lifespan startup stored: a shallow copy per request (ASGI 2.3)
+            scope["state"] = state.copy()
         cycle = _Cycle(ex, loop, name)
         loop.create_task(cycle.run(app, scope))
         loop.drive()
 
     return type(f"ASGI[{name}]", (ASGIGateway,),
-                {"app": app, "_parallel_gateway": staticmethod(handle), "__module__": __name__})
+                {"app": app, "_parallel_gateway": staticmethod(handle), "_state": state,
+                 "__module__": __name__})

@@ -15,11 +15,13 @@ async def body(send, data, more=False):
     await send({"type": "http.response.body", "body": data, "more_body": more})
 
 
-async def lifespan(receive, send):
+async def lifespan(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             EVENTS.append("startup")
+            if "state" in scope:
+                scope["state"]["pool"] = "made at startup"
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             print("asgi app: lifespan shutdown", flush=True)
@@ -29,11 +31,12 @@ async def lifespan(receive, send):
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        return await lifespan(receive, send)
+        return await lifespan(scope, receive, send)
     assert scope["type"] == "http"
     path = scope["path"]
     if path.startswith("/scope"):
-        view = {k: v for k, v in scope.items() if k != "headers"}
+        view = {k: v for k, v in scope.items() if k not in ("headers", "state")}
+        view["state"] = dict(scope.get("state", {}))
         view["headers"] = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in scope["headers"]]
         for k in ("raw_path", "query_string"):
             view[k] = scope[k].decode("latin-1")

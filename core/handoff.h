@@ -23,15 +23,13 @@ namespace pp {
 /// Asks the instance already serving `host:port` on this machine, as this user, for its
 /// listening sockets. Returns them (the caller owns them; empty when no instance answers,
 /// within about two seconds at most); `from` names the instance ("pid 1234").
-std::vector<Handle> request_listeners(std::string_view host, std::uint16_t port,
-                                      std::string& from);
+std::vector<Handle> request_listeners(std::string_view host, std::uint16_t port, std::string& from);
 
 /// Offers `sockets` (this process's listeners for `host:port`, copied: the caller keeps
 /// its own) to an instance started later on the same address. A background thread answers
 /// requests; while an older instance still holds the address's name, it retries every
 /// 100 ms until that instance withdraws. Port 0 is never offered.
-void offer_listeners(std::string_view host, std::uint16_t port,
-                     const std::vector<Handle>& sockets);
+void offer_listeners(std::string_view host, std::uint16_t port, const std::vector<Handle>& sockets);
 
 /// Stops offering (the first step of a graceful stop, so a successor binds anew instead of
 /// taking sockets about to close) and closes the copies. Idempotent; waits for the thread.

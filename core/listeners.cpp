@@ -17,7 +17,8 @@ bool spread(std::vector<Handle> sockets, unsigned workers, ListenerSet& out, std
   out.distinct = sockets;
   out.shared = sockets.size() < workers;
   out.per_worker.assign(workers, {});
-  for (std::size_t j = 0; j < sockets.size(); ++j) out.per_worker[j % workers].push_back(sockets[j]);
+  for (std::size_t j = 0; j < sockets.size(); ++j)
+    out.per_worker[j % workers].push_back(sockets[j]);
   for (unsigned i = static_cast<unsigned>(sockets.size()); i < workers; ++i) {
     Handle d = duplicate_handle(sockets[i % sockets.size()]);
     if (d == invalid_handle) {

@@ -17,15 +17,21 @@ void per_worker(std::string& out, std::string_view server,
                 std::uint64_t (*value)(const WorkerMetrics&)) {
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   for (std::size_t i = 0; i < workers.size(); ++i)
-    out += fmt::format("{}{{server=\"{}\",worker=\"{}\"}} {}\n", name, server, i,
-                       value(*workers[i]));
+    out +=
+        fmt::format("{}{{server=\"{}\",worker=\"{}\"}} {}\n", name, server, i, value(*workers[i]));
 }
 
-std::uint64_t get(const WorkerMetrics::Counter& c) { return c.load(std::memory_order_relaxed); }
+std::uint64_t get(const WorkerMetrics::Counter& c) {
+  return c.load(std::memory_order_relaxed);
+}
 }  // namespace
 
-WorkerMetrics* thread_metrics() { return current; }
-void set_thread_metrics(WorkerMetrics* metrics) { current = metrics; }
+WorkerMetrics* thread_metrics() {
+  return current;
+}
+void set_thread_metrics(WorkerMetrics* metrics) {
+  current = metrics;
+}
 
 void WorkerMetrics::count_latency(std::chrono::nanoseconds took) {
   double s = std::chrono::duration<double>(took).count();
@@ -42,15 +48,17 @@ std::string render_prometheus(std::span<const WorkerMetrics* const> workers,
   per_worker(out, server, workers, "pyparallel_requests_total", "counter",
              "Requests received (HTTP requests; data_received calls of raw protocols).",
              [](const WorkerMetrics& m) { return get(m.requests); });
-  out += "# HELP pyparallel_responses_total HTTP responses sent, by status code.\n"
-         "# TYPE pyparallel_responses_total counter\n";
+  out +=
+      "# HELP pyparallel_responses_total HTTP responses sent, by status code.\n"
+      "# TYPE pyparallel_responses_total counter\n";
   for (std::size_t i = 0; i < workers.size(); ++i) {
     for (std::size_t s = 0; s < workers[i]->responses.size(); ++s) {
       std::uint64_t n = get(workers[i]->responses[s]);
       if (n == 0) continue;
       std::string code = s + 1 == workers[i]->responses.size() ? "other" : std::to_string(s + 100);
-      out += fmt::format("pyparallel_responses_total{{server=\"{}\",worker=\"{}\",code=\"{}\"}} {}\n",
-                         server, i, code, n);
+      out +=
+          fmt::format("pyparallel_responses_total{{server=\"{}\",worker=\"{}\",code=\"{}\"}} {}\n",
+                      server, i, code, n);
     }
   }
   per_worker(out, server, workers, "pyparallel_received_bytes_total", "counter",
@@ -62,19 +70,22 @@ std::string render_prometheus(std::span<const WorkerMetrics* const> workers,
   per_worker(out, server, workers, "pyparallel_connections_total", "counter",
              "Connections accepted (or made, for clients).",
              [](const WorkerMetrics& m) { return get(m.connections); });
-  per_worker(out, server, workers, "pyparallel_open_connections", "gauge",
-             "Connections open now.", [](const WorkerMetrics& m) { return get(m.active); });
+  per_worker(out, server, workers, "pyparallel_open_connections", "gauge", "Connections open now.",
+             [](const WorkerMetrics& m) { return get(m.active); });
   per_worker(out, server, workers, "pyparallel_worker_queue_depth", "gauge",
              "Work posted to the worker from other threads, not yet run.",
              [](const WorkerMetrics& m) { return get(m.queue_depth); });
-  out += "# HELP pyparallel_worker_cpu_seconds_total CPU time of the worker thread.\n"
-         "# TYPE pyparallel_worker_cpu_seconds_total counter\n";
+  out +=
+      "# HELP pyparallel_worker_cpu_seconds_total CPU time of the worker thread.\n"
+      "# TYPE pyparallel_worker_cpu_seconds_total counter\n";
   for (std::size_t i = 0; i < workers.size(); ++i)
-    out += fmt::format("pyparallel_worker_cpu_seconds_total{{server=\"{}\",worker=\"{}\"}} {:.6f}\n",
-                       server, i, workers[i]->cpu_seconds());
-  out += "# HELP pyparallel_request_duration_seconds From the read that completed a request "
-         "to its response being queued.\n"
-         "# TYPE pyparallel_request_duration_seconds histogram\n";
+    out +=
+        fmt::format("pyparallel_worker_cpu_seconds_total{{server=\"{}\",worker=\"{}\"}} {:.6f}\n",
+                    server, i, workers[i]->cpu_seconds());
+  out +=
+      "# HELP pyparallel_request_duration_seconds From the read that completed a request "
+      "to its response being queued.\n"
+      "# TYPE pyparallel_request_duration_seconds histogram\n";
   std::uint64_t cumulative = 0, sum_ns = 0;
   for (std::size_t b = 0; b <= kLatencyBounds.size(); ++b) {
     for (const WorkerMetrics* m : workers) cumulative += get(m->latency[b]);
@@ -87,9 +98,10 @@ std::string render_prometheus(std::span<const WorkerMetrics* const> workers,
                      static_cast<double>(sum_ns) / 1e9);
   out += fmt::format("pyparallel_request_duration_seconds_count{{server=\"{}\"}} {}\n", server,
                      cumulative);
-  out += fmt::format("# HELP pyparallel_workers Worker threads.\n# TYPE pyparallel_workers gauge\n"
-                     "pyparallel_workers{{server=\"{}\"}} {}\n",
-                     server, workers.size());
+  out += fmt::format(
+      "# HELP pyparallel_workers Worker threads.\n# TYPE pyparallel_workers gauge\n"
+      "pyparallel_workers{{server=\"{}\"}} {}\n",
+      server, workers.size());
   return out;
 }
 

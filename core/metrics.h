@@ -29,22 +29,22 @@ struct WorkerMetrics {
   Counter connections{0};     // accepted (or connected) so far
   Counter active{0};          // open now
   Counter requests{0};        // requests (HTTP) or data_received calls (raw protocols)
-  Counter bytes_sent{0};       // what the protocol layer queued (the runtime's own count)
-  Counter bytes_received{0};   // what the protocol layer was given
-  Counter wire_sent{0};        // bytes the engine sent on this worker's sockets
-  Counter wire_received{0};    // bytes the engine received on them
+  Counter bytes_sent{0};      // what the protocol layer queued (the runtime's own count)
+  Counter bytes_received{0};  // what the protocol layer was given
+  Counter wire_sent{0};       // bytes the engine sent on this worker's sockets
+  Counter wire_received{0};   // bytes the engine received on them
   /// Responses by status: index status - 100 for 100..599; the last slot counts the rest.
   std::array<Counter, 501> responses{};
   /// Request latency: from the read that completed a request to its response being queued
   /// (the server's own time: parsing, the handler, formatting). Per bucket, not cumulative.
   std::array<Counter, kLatencyBounds.size() + 1> latency{};
-  Counter latency_ns{0};      // the sum, for the histogram's _sum
+  Counter latency_ns{0};  // the sum, for the histogram's _sum
   /// Work posted to the worker's loop from other threads that has not run yet (written by
   /// several threads: fetch_add, off the request path).
   Counter queue_depth{0};
   /// The worker thread's CPU clock (see attach_thread); -1 when not running.
   std::atomic<std::int64_t> cpu_clock{-1};
-  Counter cpu_final_ns{0};    // the CPU time at detach_thread
+  Counter cpu_final_ns{0};  // the CPU time at detach_thread
 
   /// Adds `n` from the owning thread without a locked instruction.
   static void bump(Counter& c, std::uint64_t n = 1) {

@@ -14,8 +14,7 @@ namespace {
 
 class ScrapeConnection final : public http::HttpConnection {
  public:
-  ScrapeConnection(Loop& loop, Handle sock, ConnectionSet& set,
-                   const MetricsServer::Render& render)
+  ScrapeConnection(Loop& loop, Handle sock, ConnectionSet& set, const MetricsServer::Render& render)
       : HttpConnection(loop, sock, set, options()), render_(render) {}
 
  protected:
@@ -59,7 +58,9 @@ struct MetricsServer::State {
 };
 
 MetricsServer::MetricsServer() = default;
-MetricsServer::~MetricsServer() { stop(); }
+MetricsServer::~MetricsServer() {
+  stop();
+}
 
 bool MetricsServer::start(std::string_view host, std::uint16_t port, Render render,
                           std::string& error) {
@@ -80,8 +81,8 @@ bool MetricsServer::start(std::string_view host, std::uint16_t port, Render rend
       std::move(config),
       [st, listener](Worker& w, std::string&) {
         Loop& loop = w.loop();
-        st->acceptor = std::make_unique<Acceptor>(
-            loop, listener, st->connections, [&loop, st](Handle sock) {
+        st->acceptor =
+            std::make_unique<Acceptor>(loop, listener, st->connections, [&loop, st](Handle sock) {
               return new ScrapeConnection(loop, sock, st->connections, st->render);
             });
         st->acceptor->start();

@@ -30,7 +30,8 @@ void HttpConnection::on_data(std::span<const std::byte> data) {
   bool completed = false;  // a request ended here: a partial one after it is a new head
   // Latency: from this read to each response it completes (one clock read per response).
   WorkerMetrics* metrics = thread_metrics();
-  auto arrived = metrics ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  auto arrived =
+      metrics ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   while (pos < input.size() && !closing()) {
     ParseResult r = parser_.parse(input.substr(pos), request_);
     if (r.status == ParseStatus::incomplete) {

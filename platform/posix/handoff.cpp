@@ -66,7 +66,7 @@ struct Offers {
   std::mutex mutex;
   std::vector<Offer> offers;  // guarded by mutex
   std::thread thread;
-  int wake[2] = {-1, -1};     // 'w': offers changed; 'q': quit
+  int wake[2] = {-1, -1};  // 'w': offers changed; 'q': quit
 };
 
 Offers& state() {
@@ -203,8 +203,9 @@ std::vector<Handle> request_listeners(std::string_view host, std::uint16_t port,
   }
   std::string_view t(text, static_cast<std::size_t>(got));
   auto p = t.find("pid=");
-  from = p == std::string_view::npos ? "an older instance"
-                                     : fmt::format("pid {}", t.substr(p + 4, t.find(' ', p) - p - 4));
+  from = p == std::string_view::npos
+             ? "an older instance"
+             : fmt::format("pid {}", t.substr(p + 4, t.find(' ', p) - p - 4));
   return out;
 }
 

@@ -32,11 +32,10 @@ class GatewayConnection;
 /// work until the response is finished, on the connection's worker thread (the ASGI
 /// loop runs there). Once the connection is gone they do nothing and return False.
 struct ExchangeObject {
-  PyObject_HEAD
-  GatewayConnection* conn;        // null once the response finished or the connection went
-  const http::Request* request;   // during the handler call only
-  PyObject* body;                 // the decoded request body (bytes), made at creation
-  PyObject* on_disconnect;        // called once if the connection goes first (or null)
+  PyObject_HEAD GatewayConnection* conn;  // null once the response finished or the connection went
+  const http::Request* request;           // during the handler call only
+  PyObject* body;                         // the decoded request body (bytes), made at creation
+  PyObject* on_disconnect;                // called once if the connection goes first (or null)
   Loop* loop;
   bool close_after;  // the request asked for the connection to close
   bool head;         // a HEAD request: no body is sent
@@ -376,8 +375,7 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
     head.append(s);
   }
   head.append("\r\n");
-  bool has_server = false, has_date = false, has_length = false, has_te = false,
-       app_close = false;
+  bool has_server = false, has_date = false, has_length = false, has_te = false, app_close = false;
   std::int64_t app_length = -1;
   Ref seq(PySequence_Fast(headers, "headers must be a list of (name, value) pairs"));
   if (!seq) return false;
@@ -475,8 +473,9 @@ void write_body(ExchangeObject* ex, std::string_view data) {
   if (data.empty() || ex->no_body) return;
   if (ex->declared >= 0) {
     // Never past the declared length: the next response would start inside this one.
-    std::uint64_t room = static_cast<std::uint64_t>(ex->declared) - std::min<std::uint64_t>(
-                             ex->written, static_cast<std::uint64_t>(ex->declared));
+    std::uint64_t room =
+        static_cast<std::uint64_t>(ex->declared) -
+        std::min<std::uint64_t>(ex->written, static_cast<std::uint64_t>(ex->declared));
     if (data.size() > room) {
       data = data.substr(0, room);
       ex->close_after_response = true;
@@ -501,7 +500,7 @@ void finish(ExchangeObject* ex) {
   if (ex->declared >= 0 && !ex->no_body && ex->written != static_cast<std::uint64_t>(ex->declared))
     ex->close_after_response = true;  // short body: the client cannot find the next one
   ex->finished = true;
-  ex->conn = nullptr;  // done with it: the connection may now go at any time
+  ex->conn = nullptr;                       // done with it: the connection may now go at any time
   if (WorkerMetrics* m = thread_metrics())  // request read -> response complete
     m->count_latency(std::chrono::steady_clock::now() - ex->arrived);
   Py_CLEAR(ex->on_disconnect);
@@ -622,8 +621,9 @@ PyObject* ex_sendfile(PyObject* self, PyObject* args) {
   }
   std::uint64_t n = static_cast<std::uint64_t>(count);
   if (EX->declared >= 0) {
-    std::uint64_t room = static_cast<std::uint64_t>(EX->declared) - std::min<std::uint64_t>(
-                             EX->written, static_cast<std::uint64_t>(EX->declared));
+    std::uint64_t room =
+        static_cast<std::uint64_t>(EX->declared) -
+        std::min<std::uint64_t>(EX->written, static_cast<std::uint64_t>(EX->declared));
     if (n > room) {
       n = room;
       EX->close_after_response = true;
@@ -688,9 +688,8 @@ PyObject* ex_environ(PyObject* self, PyObject* base) {
   peer_address(EX->conn->sock(), host, rport);
   server_of(*r, EX->conn->sock(), name, sport);
   std::string path = percent_decode(r->path);
-  if (!set_str(d, "REQUEST_METHOD", latin1(r->method)) ||
-      !set_str(d, "PATH_INFO", latin1(path)) || !set_str(d, "QUERY_STRING", latin1(r->query)) ||
-      !set_str(d, "RAW_URI", latin1(r->target)) ||
+  if (!set_str(d, "REQUEST_METHOD", latin1(r->method)) || !set_str(d, "PATH_INFO", latin1(path)) ||
+      !set_str(d, "QUERY_STRING", latin1(r->query)) || !set_str(d, "RAW_URI", latin1(r->target)) ||
       !set_str(d, "SERVER_PROTOCOL", PyUnicode_FromString(EX->http10 ? "HTTP/1.0" : "HTTP/1.1")) ||
       !set_str(d, "SERVER_NAME", latin1(name)) ||
       !set_str(d, "SERVER_PORT", PyUnicode_FromFormat("%d", sport)) ||
@@ -721,8 +720,7 @@ PyObject* ex_environ(PyObject* self, PyObject* base) {
   }
   if (r->chunked) {
     // The decoded body's length: apps that read CONTENT_LENGTH bytes get all of it.
-    if (!set_str(d, "CONTENT_LENGTH", PyUnicode_FromFormat("%zu", r->body.size())))
-      return nullptr;
+    if (!set_str(d, "CONTENT_LENGTH", PyUnicode_FromFormat("%zu", r->body.size()))) return nullptr;
   }
   return env.release();
 }
@@ -761,23 +759,35 @@ PyObject* ex_scope(PyObject* self, PyObject* base) {
   }
   if (!set_str(d, "http_version", PyUnicode_FromString(EX->http10 ? "1.0" : "1.1")) ||
       !set_str(d, "method", latin1(r->method)) ||
-      !set_str(d, "path", PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()),
-                                               "surrogateescape")) ||
+      !set_str(d, "path",
+               PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()),
+                                    "surrogateescape")) ||
       !set_str(d, "raw_path", bytes_from(r->path)) ||
       !set_str(d, "query_string", bytes_from(r->query)) ||
       PyDict_SetItemString(d, "headers", headers.get()) < 0 ||
       !set_str(d, "server", Py_BuildValue("(si)", name.c_str(), sport)) ||
-      !set_str(d, "client", have_peer ? Py_BuildValue("(si)", host.c_str(), static_cast<int>(rport))
-                                      : Py_NewRef(Py_None)))
+      !set_str(d, "client",
+               have_peer ? Py_BuildValue("(si)", host.c_str(), static_cast<int>(rport))
+                         : Py_NewRef(Py_None)))
     return nullptr;
   return scope.release();
 }
 
-PyObject* ex_get_body(PyObject* self, void*) { return Py_NewRef(EX->body); }
-PyObject* ex_get_started(PyObject* self, void*) { return PyBool_FromLong(EX->started); }
-PyObject* ex_get_finished(PyObject* self, void*) { return PyBool_FromLong(EX->finished); }
-PyObject* ex_get_closed(PyObject* self, void*) { return PyBool_FromLong(EX->conn == nullptr); }
-PyObject* ex_get_method_is_head(PyObject* self, void*) { return PyBool_FromLong(EX->head); }
+PyObject* ex_get_body(PyObject* self, void*) {
+  return Py_NewRef(EX->body);
+}
+PyObject* ex_get_started(PyObject* self, void*) {
+  return PyBool_FromLong(EX->started);
+}
+PyObject* ex_get_finished(PyObject* self, void*) {
+  return PyBool_FromLong(EX->finished);
+}
+PyObject* ex_get_closed(PyObject* self, void*) {
+  return PyBool_FromLong(EX->conn == nullptr);
+}
+PyObject* ex_get_method_is_head(PyObject* self, void*) {
+  return PyBool_FromLong(EX->head);
+}
 PyObject* ex_get_on_disconnect(PyObject* self, void*) {
   return Py_NewRef(EX->on_disconnect ? EX->on_disconnect : Py_None);
 }
@@ -842,8 +852,7 @@ PyGetSetDef exchange_getset[] = {
      nullptr},
     {"is_head", ex_get_method_is_head, nullptr, "A HEAD request.", nullptr},
     {"on_disconnect", ex_get_on_disconnect, ex_set_on_disconnect,
-     "Called once, on the worker, if the connection goes before the response finishes.",
-     nullptr},
+     "Called once, on the worker, if the connection goes before the response finishes.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -858,8 +867,11 @@ PyType_Slot exchange_slots[] = {
 };
 
 PyType_Spec exchange_spec = {
-    "parallel._Exchange", sizeof(ExchangeObject), 0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, exchange_slots,
+    "parallel._Exchange",
+    sizeof(ExchangeObject),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    exchange_slots,
 };
 
 }  // namespace
@@ -965,8 +977,12 @@ PyObject* make_adapter(const char* module, PyObject* app) {
   if (!mod) return nullptr;
   return PyObject_CallMethod(mod.get(), "adapter", "O", app);
 }
-PyObject* fn_wsgi(PyObject*, PyObject* app) { return make_adapter("parallel._wsgi", app); }
-PyObject* fn_asgi(PyObject*, PyObject* app) { return make_adapter("parallel._asgi", app); }
+PyObject* fn_wsgi(PyObject*, PyObject* app) {
+  return make_adapter("parallel._wsgi", app);
+}
+PyObject* fn_asgi(PyObject*, PyObject* app) {
+  return make_adapter("parallel._asgi", app);
+}
 
 // Module __getattr__ (PEP 562): the gateway base classes come from the Python part on
 // first use, so `import parallel` does not import asyncio.

@@ -39,13 +39,14 @@ def prefix():
 class WineServer:
     """pyparallel-httpd.exe on a free loopback port, in the module's Wine prefix."""
 
-    def __init__(self, prefix: WinePrefix, root: pathlib.Path, workers: int = 2):
+    def __init__(self, prefix: WinePrefix, root: pathlib.Path, workers: int = 2,
+                 extra: list[str] | None = None):
         self.prefix = prefix
         self.port = free_port()
         # Z: is Wine's drive for the Unix root, so the folder is the same one.
         cmd = prefix.command(HTTPD, "--host", "127.0.0.1", "--port", str(self.port),
                              "--workers", str(workers), "--root", f"Z:{root}",
-                             "--backend", "iocp")
+                             "--backend", "iocp", *(extra or []))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=prefix.env, text=True, errors="replace")
         deadline = time.monotonic() + 60  # Wine starts a process in seconds, not ms
@@ -309,3 +310,30 @@ def test_topology_from_processor_groups(prefix):
     rows = text.split("worker    PU", 1)[1].splitlines()[1:]
     workers = [line.split() for line in rows if line.strip()]
     assert workers and all(int(w[1]) >= 0 for w in workers), text  # each worker has a PU
+
+
+def test_ctrl_c_lets_a_transmitfile_in_flight_finish(prefix, docroot):
+    # A 12 MiB TransmitFile (more than the kernel's socket buffers hold) to a client with a
+    # small receive window is under way when Ctrl-C comes: the server drains (finishes the
+    # response) before it exits 0. A drain timeout far above what the transfer takes, so a
+    # slow machine cannot cut it short.
+    blob = (docroot / "big.bin").read_bytes() * 4
+    (docroot / "huge.bin").write_bytes(blob)
+    srv = WineServer(prefix, docroot, workers=1, extra=["--drain-timeout", "60"])
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = s.recv(65536)
+    assert data.startswith(b"HTTP/1.1 200 OK")
+    srv.proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # the stop is under way while most of the file is still to send
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    code, err = srv.stop()
+    assert code == 0, err
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert body == blob

@@ -13,9 +13,13 @@ int take_systemd_listeners(std::string& note) {
   return 0;
 }
 
-std::vector<Handle> claim_inherited_listeners(std::string_view, std::uint16_t) { return {}; }
+std::vector<Handle> claim_inherited_listeners(std::string_view, std::uint16_t) {
+  return {};
+}
 
-std::vector<std::string> unclaimed_inherited_listeners() { return {}; }
+std::vector<std::string> unclaimed_inherited_listeners() {
+  return {};
+}
 
 Handle duplicate_handle(Handle h) {
   WSAPROTOCOL_INFOW info{};

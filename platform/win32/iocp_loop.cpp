@@ -31,7 +31,6 @@
 // cancels what is pending and drains the port before freeing the requests.
 #include "platform/win32/iocp_loop.h"
 
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -72,9 +71,9 @@ constexpr ULONG kBatch = 256;
 
 /// One overlapped call in the kernel. Loop-owned (see the header comment); recycled.
 struct IoRequest {
-  ForwardedOverlapped fwd{};  // first: an OVERLAPPED* is the request's address
-  Operation* op = nullptr;    // null once the operation was dropped (loop destruction)
-  SOCKET handle = INVALID_SOCKET;  // the handle the call was issued on (CancelIoEx)
+  ForwardedOverlapped fwd{};         // first: an OVERLAPPED* is the request's address
+  Operation* op = nullptr;           // null once the operation was dropped (loop destruction)
+  SOCKET handle = INVALID_SOCKET;    // the handle the call was issued on (CancelIoEx)
   SOCKET accepted = INVALID_SOCKET;  // accept: the socket AcceptEx fills
   std::byte* buffer = nullptr;       // recv: lent from the pool for this request's life
   DWORD flags = 0;                   // WSARecv's in/out flags
@@ -85,8 +84,8 @@ struct IoRequest {
 /// The per-Operation state, laid over Operation::backend_bytes.
 struct IocpState {
   IoRequest* req;
-  std::uint64_t done;      // send/sendfile: bytes sent so far
-  std::int64_t deadline;   // timeout: steady-clock nanoseconds
+  std::uint64_t done;     // send/sendfile: bytes sent so far
+  std::int64_t deadline;  // timeout: steady-clock nanoseconds
   std::uint32_t flags;
   std::uint32_t heap_index;
 };
@@ -98,7 +97,9 @@ constexpr std::uint32_t kCounted = 4;    // counted in its socket's `ops`
 constexpr std::uint32_t kTimer = 8;      // in the timer heap
 constexpr std::uint32_t kOutput = 16;    // holds its socket's output slot
 
-IocpState& st(Operation& op) { return backend_state<IocpState>(op); }
+IocpState& st(Operation& op) {
+  return backend_state<IocpState>(op);
+}
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -108,7 +109,8 @@ std::int64_t now_ns() {
 
 class IocpLoop final : public Loop {
  public:
-  IocpLoop(const LoopOptions& options, HANDLE port) : port_(port), recv_size_(options.recv_buffer_size) {
+  IocpLoop(const LoopOptions& options, HANDLE port)
+      : port_(port), recv_size_(options.recv_buffer_size) {
     if (recv_size_ == 0) recv_size_ = 16 * 1024;
     if (recv_size_ > INT32_MAX) recv_size_ = INT32_MAX;
     // The completion-port wait's timeout, which is what times the timers, wakes at the
@@ -130,9 +132,9 @@ class IocpLoop final : public Loop {
  private:
   /// What the loop knows about one socket with operations in flight.
   struct Sock {
-    int ops = 0;                    // operations counted (kCounted) on it
-    Operation* output = nullptr;    // the send/sendfile in flight
-    bool skip_on_success = false;   // FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set
+    int ops = 0;                   // operations counted (kCounted) on it
+    Operation* output = nullptr;   // the send/sendfile in flight
+    bool skip_on_success = false;  // FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set
     bool closing = false;
     std::vector<Operation*> closes;  // close operations waiting for `ops` to reach 0
   };
@@ -347,9 +349,11 @@ IocpLoop::Sock* IocpLoop::sock_for(Operation& op, std::int64_t& error) {
     // provider may complete without the kernel's knowledge); TCP on the base provider is.
     // PYPARALLEL_IOCP_NO_SKIP=1 turns it off, to tell whether a provider mishandles it.
     static const bool no_skip = std::getenv("PYPARALLEL_IOCP_NO_SKIP") != nullptr;
-    if (!no_skip) s.skip_on_success = ::SetFileCompletionNotificationModes(
-                            reinterpret_cast<HANDLE>(sock),
-                            FILE_SKIP_COMPLETION_PORT_ON_SUCCESS | FILE_SKIP_SET_EVENT_ON_HANDLE) != 0;
+    if (!no_skip)
+      s.skip_on_success =
+          ::SetFileCompletionNotificationModes(
+              reinterpret_cast<HANDLE>(sock),
+              FILE_SKIP_COMPLETION_PORT_ON_SUCCESS | FILE_SKIP_SET_EVENT_ON_HANDLE) != 0;
   }
   return &socks_.emplace(op.fd, s).first->second;
 }
@@ -357,12 +361,24 @@ IocpLoop::Sock* IocpLoop::sock_for(Operation& op, std::int64_t& error) {
 void IocpLoop::issue(Operation& op) {
   Sock& s = socks_.at(op.fd);
   switch (op.code) {
-    case OpCode::accept: issue_accept(op, s); break;
-    case OpCode::recv: issue_recv(op, s); break;
-    case OpCode::send: issue_send(op, s); break;
-    case OpCode::sendfile: issue_sendfile(op, s); break;
-    case OpCode::connect: issue_connect(op, s); break;
-    default: finish(op, -EINVAL); break;
+    case OpCode::accept:
+      issue_accept(op, s);
+      break;
+    case OpCode::recv:
+      issue_recv(op, s);
+      break;
+    case OpCode::send:
+      issue_send(op, s);
+      break;
+    case OpCode::sendfile:
+      issue_sendfile(op, s);
+      break;
+    case OpCode::connect:
+      issue_connect(op, s);
+      break;
+    default:
+      finish(op, -EINVAL);
+      break;
   }
 }
 
@@ -468,9 +484,9 @@ void IocpLoop::issue_sendfile(Operation& op, Sock& s) {
   IoRequest* req = get_request(op);
   req->fwd.ov.Offset = static_cast<DWORD>(at);
   req->fwd.ov.OffsetHigh = static_cast<DWORD>(at >> 32);
-  BOOL ok = win32::extensions().transmit_file(req->handle, reinterpret_cast<HANDLE>(op.file),
-                                               static_cast<DWORD>(chunk), 0, &req->fwd.ov,
-                                               nullptr, 0);
+  BOOL ok =
+      win32::extensions().transmit_file(req->handle, reinterpret_cast<HANDLE>(op.file),
+                                        static_cast<DWORD>(chunk), 0, &req->fwd.ov, nullptr, 0);
   after_call(op, req, ok != FALSE, static_cast<DWORD>(chunk), s);
 }
 
@@ -492,8 +508,8 @@ void IocpLoop::issue_connect(Operation& op, Sock& s) {
     return;
   }
   IoRequest* req = get_request(op);
-  BOOL ok = win32::extensions().connect_ex(sock, to, static_cast<int>(op.endpoint->size),
-                                            nullptr, 0, nullptr, &req->fwd.ov);
+  BOOL ok = win32::extensions().connect_ex(sock, to, static_cast<int>(op.endpoint->size), nullptr,
+                                           0, nullptr, &req->fwd.ov);
   after_call(op, req, ok != FALSE, 0, s);
 }
 
@@ -789,7 +805,9 @@ int IocpLoop::run_once(std::chrono::nanoseconds max_wait) {
       wait = wait < 0 ? until : std::min(wait, until);
     }
     // Rounded up to whole milliseconds: a timer must never fire early.
-    if (wait >= 0) timeout = static_cast<DWORD>(std::min<std::int64_t>((wait + 999'999) / 1'000'000, INFINITE - 1));
+    if (wait >= 0)
+      timeout =
+          static_cast<DWORD>(std::min<std::int64_t>((wait + 999'999) / 1'000'000, INFINITE - 1));
   }
   OVERLAPPED_ENTRY entries[kBatch];
   ULONG n = 0;
@@ -844,7 +862,8 @@ IocpLoop::~IocpLoop() {
 
 std::unique_ptr<Loop> open_iocp_loop(const LoopOptions& options, std::string& why) {
   if (!win32::ensure_winsock()) {
-    why = fmt::format("WSAStartup: {}", win32::windows_error_text(static_cast<DWORD>(::WSAGetLastError())));
+    why = fmt::format("WSAStartup: {}",
+                      win32::windows_error_text(static_cast<DWORD>(::WSAGetLastError())));
     return nullptr;
   }
   const auto& ext = win32::extensions();

@@ -28,7 +28,9 @@ using platform::win32::to_handle;
 using platform::win32::to_socket;
 using platform::win32::windows_error_text;
 
-std::string wsa_text() { return windows_error_text(static_cast<std::uint32_t>(::WSAGetLastError())); }
+std::string wsa_text() {
+  return windows_error_text(static_cast<std::uint32_t>(::WSAGetLastError()));
+}
 
 /// The listeners opened with reuse_port, by "address|port", so that later workers share
 /// them. An entry goes when its socket is closed through close_socket.
@@ -258,21 +260,51 @@ std::string error_text(std::int64_t negated_errno) {
   // mingw and the SDK add (ECONNRESET...) read "Unknown error" there.
   const char* text = nullptr;
   switch (e) {
-    case ECONNRESET: text = "Connection reset by peer"; break;
-    case ECONNREFUSED: text = "Connection refused"; break;
-    case ECONNABORTED: text = "Software caused connection abort"; break;
-    case ECANCELED: text = "Operation canceled"; break;
-    case ETIMEDOUT: text = "Connection timed out"; break;
-    case ENOTCONN: text = "Transport endpoint is not connected"; break;
-    case ENOTSOCK: text = "Socket operation on non-socket"; break;
-    case EADDRINUSE: text = "Address already in use"; break;
-    case EADDRNOTAVAIL: text = "Cannot assign requested address"; break;
-    case ENOBUFS: text = "No buffer space available"; break;
-    case EWOULDBLOCK: text = "Resource temporarily unavailable"; break;
-    case EHOSTUNREACH: text = "No route to host"; break;
-    case ENETUNREACH: text = "Network is unreachable"; break;
-    case ENODATA: text = "No data available"; break;
-    default: text = std::strerror(e); break;
+    case ECONNRESET:
+      text = "Connection reset by peer";
+      break;
+    case ECONNREFUSED:
+      text = "Connection refused";
+      break;
+    case ECONNABORTED:
+      text = "Software caused connection abort";
+      break;
+    case ECANCELED:
+      text = "Operation canceled";
+      break;
+    case ETIMEDOUT:
+      text = "Connection timed out";
+      break;
+    case ENOTCONN:
+      text = "Transport endpoint is not connected";
+      break;
+    case ENOTSOCK:
+      text = "Socket operation on non-socket";
+      break;
+    case EADDRINUSE:
+      text = "Address already in use";
+      break;
+    case EADDRNOTAVAIL:
+      text = "Cannot assign requested address";
+      break;
+    case ENOBUFS:
+      text = "No buffer space available";
+      break;
+    case EWOULDBLOCK:
+      text = "Resource temporarily unavailable";
+      break;
+    case EHOSTUNREACH:
+      text = "No route to host";
+      break;
+    case ENETUNREACH:
+      text = "Network is unreachable";
+      break;
+    case ENODATA:
+      text = "No data available";
+      break;
+    default:
+      text = std::strerror(e);
+      break;
   }
   return fmt::format("{} ({})", text, e);
 }

@@ -21,7 +21,9 @@
 namespace pp::numa {
 namespace {
 
-int pu_index(WORD group, int bit) { return static_cast<int>(group) * 64 + bit; }
+int pu_index(WORD group, int bit) {
+  return static_cast<int>(group) * 64 + bit;
+}
 
 template <class Fn>
 bool for_each_relation(LOGICAL_PROCESSOR_RELATIONSHIP rel, Fn&& fn) {
@@ -58,7 +60,8 @@ std::optional<Topology> Topology::load(const Source& source, std::string& error)
     n.os_index = static_cast<int>(r.NumaNode.NodeNumber);
     n.package = 0;
     ULONGLONG avail = 0;
-    if (::GetNumaAvailableMemoryNodeEx(static_cast<USHORT>(n.os_index), &avail)) n.memory_bytes = avail;
+    if (::GetNumaAvailableMemoryNodeEx(static_cast<USHORT>(n.os_index), &avail))
+      n.memory_bytes = avail;
     n.memory_node = n.os_index;
     for (int bit = 0; bit < 64; ++bit)
       if (g.Mask & (KAFFINITY{1} << bit)) {
@@ -86,24 +89,24 @@ std::optional<Topology> Topology::load(const Source& source, std::string& error)
   WORD process_group = 0;
   if (::GetProcessGroupAffinity(::GetCurrentProcess(), &group_count, groups) && group_count > 0)
     process_group = groups[0];
-  bool ok = for_each_relation(RelationProcessorCore,
-                              [&](const SYSTEM_LOGICAL_PROCESSOR_INFORMATION_EX& r) {
-    const GROUP_AFFINITY& g = r.Processor.GroupMask[0];
-    Core c;
-    c.index = static_cast<int>(t.cores.size());
-    c.package = 0;
-    int rank = 0;
-    for (int bit = 0; bit < 64; ++bit) {
-      if (!(g.Mask & (KAFFINITY{1} << bit))) continue;
-      int os = pu_index(g.Group, bit);
-      auto node = node_of_pu.find(os);
-      c.node = node == node_of_pu.end() ? -1 : node->second;
-      c.pus.push_back(os);
-      bool allowed = g.Group != process_group || (process_mask & (DWORD_PTR{1} << bit)) != 0;
-      t.pus.push_back({os, c.index, c.node, rank++, allowed});
-    }
-    t.cores.push_back(std::move(c));
-  });
+  bool ok = for_each_relation(
+      RelationProcessorCore, [&](const SYSTEM_LOGICAL_PROCESSOR_INFORMATION_EX& r) {
+        const GROUP_AFFINITY& g = r.Processor.GroupMask[0];
+        Core c;
+        c.index = static_cast<int>(t.cores.size());
+        c.package = 0;
+        int rank = 0;
+        for (int bit = 0; bit < 64; ++bit) {
+          if (!(g.Mask & (KAFFINITY{1} << bit))) continue;
+          int os = pu_index(g.Group, bit);
+          auto node = node_of_pu.find(os);
+          c.node = node == node_of_pu.end() ? -1 : node->second;
+          c.pus.push_back(os);
+          bool allowed = g.Group != process_group || (process_mask & (DWORD_PTR{1} << bit)) != 0;
+          t.pus.push_back({os, c.index, c.node, rank++, allowed});
+        }
+        t.cores.push_back(std::move(c));
+      });
   if (!ok || t.pus.empty()) {
     error = fmt::format("GetLogicalProcessorInformationEx: Windows error {}", ::GetLastError());
     return std::nullopt;

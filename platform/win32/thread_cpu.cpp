@@ -21,8 +21,8 @@ bool thread_cpu_ns(HANDLE thread, std::uint64_t& ns) {
 
 void WorkerMetrics::attach_thread() {
   HANDLE real = nullptr;
-  if (::DuplicateHandle(::GetCurrentProcess(), ::GetCurrentThread(), ::GetCurrentProcess(),
-                        &real, THREAD_QUERY_LIMITED_INFORMATION, FALSE, 0))
+  if (::DuplicateHandle(::GetCurrentProcess(), ::GetCurrentThread(), ::GetCurrentProcess(), &real,
+                        THREAD_QUERY_LIMITED_INFORMATION, FALSE, 0))
     cpu_clock.store(reinterpret_cast<std::int64_t>(real), std::memory_order_release);
 }
 

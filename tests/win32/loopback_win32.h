@@ -185,7 +185,9 @@ inline int accept_blocking(int listener) {
 }
 
 /// A plain TCP socket (the test's own, not the engine's).
-inline int plain_socket() { return static_cast<int>(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)); }
+inline int plain_socket() {
+  return static_cast<int>(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP));
+}
 
 /// A connected loopback pair: `client` blocking (the test's side), `server` handed to the
 /// engine.
@@ -228,7 +230,8 @@ inline void write_available(int fd, const std::string& data, std::size_t& pos) {
   u_long on = 1, off = 0;
   ::ioctlsocket(s, FIONBIO, &on);
   while (pos < data.size()) {
-    int n = ::send(s, data.data() + pos, static_cast<int>(std::min<std::size_t>(data.size() - pos, 1 << 20)), 0);
+    int n = ::send(s, data.data() + pos,
+                   static_cast<int>(std::min<std::size_t>(data.size() - pos, 1 << 20)), 0);
     if (n <= 0) break;
     pos += static_cast<std::size_t>(n);
   }

@@ -82,7 +82,8 @@ TEST_CASE("accept: single-shot gives one non-blocking, close-on-exec connection"
     // Windows counterpart to check: the engine's sockets are overlapped, and Winsock offers
     // no way to read FIONBIO back.)
     DWORD flags = 0;
-    REQUIRE(::GetHandleInformation(reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(conn.get())), &flags));
+    REQUIRE(::GetHandleInformation(reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(conn.get())),
+                                   &flags));
     CHECK((flags & HANDLE_FLAG_INHERIT) == 0);
     // It is really the client's connection.
     write_all(client.get(), "ping");
@@ -246,8 +247,7 @@ TEST_CASE("send: gathered slices arrive in order as one stream") {
   });
 }
 
-TEST_CASE(
-    "send: large and partial -- many slices through small buffers, then the next send") {
+TEST_CASE("send: large and partial -- many slices through small buffers, then the next send") {
   for_each_backend([](Loop& loop, const std::string&) {
     Listener l;
     auto p = tcp_pair(l);
@@ -655,9 +655,11 @@ TEST_CASE("sendfile to a vanished peer fails that sendfile and every later one")
     if (under_wine()) {
       // Wine: TransmitFile to a peer that reset part-way reports every byte sent (see the
       // send case above); Windows fails it. Checked only off Wine.
-      MESSAGE("under Wine: a sendfile to a reset peer reported " << first.last() << "; not checked");
+      MESSAGE("under Wine: a sendfile to a reset peer reported " << first.last()
+                                                                 << "; not checked");
     } else {
-      CHECK((first.last() == -ECONNRESET || first.last() == -EPIPE || first.last() == -ECONNABORTED));
+      CHECK(
+          (first.last() == -ECONNRESET || first.last() == -EPIPE || first.last() == -ECONNABORTED));
     }
     for (int i = 0; i < 3; ++i) {
       Probe again;
@@ -1102,9 +1104,8 @@ TEST_CASE("cancel: a send blocked on a full socket ends with -ECANCELED; the nex
     second.op.prep_send(p.server.get(), s2, Probe::on_complete, &second);
     submit(loop, second.op);
     std::string got;
-    PP_RUN_UNTIL(loop, (read_available(p.client.get(), got), second.done() &&
-                                                               got.size() >= after.size() &&
-                                                               got.ends_with(after)));
+    PP_RUN_UNTIL(loop, (read_available(p.client.get(), got),
+                        second.done() && got.size() >= after.size() && got.ends_with(after)));
     CHECK(second.last() == static_cast<std::int64_t>(after.size()));
     // What the cancelled send had written is a prefix of it, and the next send follows it.
     CHECK(got.size() < big.size() + after.size());
@@ -1217,4 +1218,3 @@ TEST_CASE("bounded work per connection: a backlog on one socket does not delay a
     run_for(loop, 5ms);  // the recvs' last completions, before they go out of scope
   }
 }
-

@@ -22,8 +22,8 @@ TEST_CASE("open_loop on Windows: auto and iocp open iocp; the others are refused
   auto i = open_loop(BackendKind::iocp);
   REQUIRE_MESSAGE(i.loop, i.error);
   CHECK(i.reason == "backend iocp: requested");
-  for (BackendKind k : {BackendKind::io_uring, BackendKind::libaio, BackendKind::epoll,
-                        BackendKind::kqueue}) {
+  for (BackendKind k :
+       {BackendKind::io_uring, BackendKind::libaio, BackendKind::epoll, BackendKind::kqueue}) {
     auto r = open_loop(k);
     CHECK_FALSE(r.loop);
     CHECK(r.error.find("does not exist on Windows") != std::string::npos);
@@ -39,7 +39,7 @@ TEST_CASE("a listener shared by two loops: both accept from one port, each on it
   std::uint16_t port = local_port(first);
   Handle second = listen_tcp("127.0.0.1", port, /*reuse_port=*/true, 128, err);
   REQUIRE_MESSAGE(second != invalid_handle, err);
-  CHECK(second != first);  // a second handle...
+  CHECK(second != first);             // a second handle...
   CHECK(local_port(second) == port);  // ...on the same socket
 
   // Without reuse_port the port is taken (SO_EXCLUSIVEADDRUSE).
@@ -70,9 +70,11 @@ TEST_CASE("a listener shared by two loops: both accept from one port, each on it
       Probe c;
       c.op.prep_cancel(&w[i].acc.op, Probe::on_complete, &c);
       w[i].loop->submit(c.op);
-      run_until(*w[i].loop, [&] { return c.done() && w[i].acc.done(); }, 5s);
+      run_until(
+          *w[i].loop, [&] { return c.done() && w[i].acc.done(); }, 5s);
       for (std::size_t k = 0; k < w[i].acc.results.size(); ++k)
-        if (w[i].acc.results[k] >= 0 && w[i].acc.mores[k]) close_any(static_cast<int>(w[i].acc.results[k]));
+        if (w[i].acc.results[k] >= 0 && w[i].acc.mores[k])
+          close_any(static_cast<int>(w[i].acc.results[k]));
     });
   }
   std::this_thread::sleep_for(100ms);  // both accepts posted

@@ -779,6 +779,14 @@ PyObject* ex_get_body(PyObject* self, void*) {
 PyObject* ex_get_started(PyObject* self, void*) {
   return PyBool_FromLong(EX->started);
 }
+// True once the body holds everything its framing promised (the declared length, or no
+// body at all): what is left of an app's result can only be empty.
+PyObject* ex_get_complete(PyObject* self, void*) {
+  auto* ex = reinterpret_cast<ExchangeObject*>(self);
+  return PyBool_FromLong(
+      ex->started && (ex->no_body || (ex->declared >= 0 &&
+                                      ex->written >= static_cast<std::uint64_t>(ex->declared))));
+}
 PyObject* ex_get_finished(PyObject* self, void*) {
   return PyBool_FromLong(EX->finished);
 }
@@ -846,6 +854,8 @@ PyGetSetDef exchange_getset[] = {
     {"body", ex_get_body, nullptr, "The decoded request body.", nullptr},
     {"started", ex_get_started, nullptr, "The response head was written.", nullptr},
     {"finished", ex_get_finished, nullptr, "The response is complete.", nullptr},
+    {"complete", ex_get_complete, nullptr,
+     "The body sent so far is all its framing promised (declared length, or no body).", nullptr},
     {"closed", ex_get_closed, nullptr,
      "The exchange has let go of its connection (the response finished, or the connection "
      "went first).",

@@ -9,6 +9,7 @@ from Debian's python3-flask.
 import hashlib
 import json
 import socket
+import time
 
 import pytest
 
@@ -112,6 +113,21 @@ def test_generator_is_chunked_on_http11(srv):
     assert b"Transfer-Encoding: chunked" in head and b"Content-Length" not in head
     body, after = read_chunked(rest)
     assert body == b"".join(f"block {i}\n".encode() for i in range(4)) and after == b""
+
+
+def test_generator_blocks_are_sent_as_they_are_made(srv):
+    with socket.create_connection((srv.host, srv.port), timeout=10) as s:
+        start = time.monotonic()
+        s.sendall(b"GET /slow_generator HTTP/1.1\r\nHost: x\r\n\r\nGET /thread HTTP/1.1\r\n"
+                  b"Host: x\r\n\r\n")
+        first = recv_until(s, lambda d: b"first block" in d)
+        assert b"first block" in first and time.monotonic() - start < 0.4  # before the sleep
+        rest = recv_until(s, lambda d: d.count(b"HTTP/1.1 200") == 1 and d.endswith(b"Thread-1")
+                          or b"\r\n\r\n" in d.partition(b"0\r\n\r\n")[2], timeout=10)
+    data = first + rest
+    body, after = read_chunked(data.partition(b"\r\n\r\n")[2])
+    assert body == b"first block\nsecond block\n"
+    assert after.startswith(b"HTTP/1.1 200")  # the pipelined request waited its turn
 
 
 def test_generator_on_http10_ends_with_the_close(srv):

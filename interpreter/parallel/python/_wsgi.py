@@ -7,10 +7,10 @@ file over the whole decoded body, read before the app is called (bounded by
 ``--max-body``). ``wsgi.file_wrapper`` over a real file is sent with sendfile.
 
 The response is framed here: the app's Content-Length when it gives one, else the exact
-length of a list result, else chunked (HTTP/1.1) or close-delimited (HTTP/1.0). Blocks
-of a streamed result go out as they are produced only when the app yields across
-engine turns -- a WSGI app runs to completion on its worker, so a long generator's
-output is sent when it ends (use ASGI to stream).
+length of a list result, else chunked (HTTP/1.1) or close-delimited (HTTP/1.0). A streamed
+result (a generator) is sent block by block: each block is on the wire before the next
+is asked for (the next one comes in a later engine turn of the same worker), and later
+pipelined requests on that connection wait until it ends.
 
 An exception from the app, from start_response or from the result is logged; before
 the head went out the client gets a 500, after it the connection is closed (it cannot
@@ -22,6 +22,8 @@ import io
 import os
 import stat
 import sys
+
+import parallel
 
 from parallel._errors import log_app_error
 
@@ -115,6 +117,48 @@ def adapter(app) -> type:
                 ex.start(status, headers)
             ex.write(data)
 
+        def close_result(result) -> None:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:
+                    log_app_error(f"WSGI app {name}: the result's close() raised", exc)
+
+        def failed(exc: Exception) -> None:
+            log_app_error(f"WSGI app {name} raised "
+                          f"({'connection closed' if ex.started else 'answered 500'})", exc)
+            ex.fail()
+
+        def stream(it, result) -> None:
+            # Sends the next non-empty block. When more may follow, the rest comes in a
+            # later engine turn (a zero timer on this worker), so the block is on the
+            # wire before the app computes the next one, as PEP 3333 asks.
+            try:
+                for block in it:
+                    if not block:
+                        continue
+                    if not ex.started:
+                        if status is None:
+                            raise RuntimeError("the application yielded before start_response")
+                        ex.start(status, headers)
+                    if not ex.write(block):
+                        break  # the client is gone
+                    if not ex.complete:
+                        parallel._gateway_timer(0.0, lambda: stream(it, result))
+                        return
+                else:
+                    if status is None:
+                        raise RuntimeError("the application returned without calling "
+                                           "start_response")
+                    if ex.started:
+                        ex.finish()
+                    else:
+                        ex.respond(status, headers, b"")
+            except Exception as exc:
+                failed(exc)
+            close_result(result)
+
         result = None
         try:
             result = app(environ, start_response)
@@ -129,40 +173,19 @@ def adapter(app) -> type:
                 else:
                     ex.respond(status, headers, result[0] if len(result) == 1
                                else b"".join(result))
-                return
-            if kind is FileWrapper and status is not None and not ex.started:
-                found = _file_range(result)
-                if found is not None:
-                    fd, offset, count = found
-                    ex.start(status, headers, count)
-                    ex.sendfile(os.dup(fd), offset, count)
-                    ex.finish()
-                    return
-            for block in result:
-                if not block:
-                    continue
-                if not ex.started:
-                    if status is None:
-                        raise RuntimeError("the application yielded before start_response")
-                    ex.start(status, headers)
-                ex.write(block)
-            if status is None:
-                raise RuntimeError("the application returned without calling start_response")
-            if ex.started:
+            elif kind is FileWrapper and status is not None and not ex.started and \
+                    (found := _file_range(result)) is not None:
+                fd, offset, count = found
+                ex.start(status, headers, count)
+                ex.sendfile(os.dup(fd), offset, count)
                 ex.finish()
             else:
-                ex.respond(status, headers, b"")
+                it = iter(result)
+                stream(it, result)  # closes the result when done
+                return
         except Exception as exc:
-            log_app_error(f"WSGI app {name} raised ({'connection closed' if ex.started else 'answered 500'})",
-                          exc)
-            ex.fail()
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception as exc:
-                    log_app_error(f"WSGI app {name}: the result's close() raised", exc)
+            failed(exc)
+        close_result(result)
 
     return type(f"WSGI[{name}]", (WSGIGateway,),
                 {"app": app, "_parallel_gateway": staticmethod(handle), "__module__": __name__})

@@ -4,6 +4,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 CLOSED = []  # paths whose result's close() ran
 FILE = os.environ.get("PP_TEST_FILE", "")
@@ -51,6 +52,13 @@ def app(environ, start_response):
     if path == "/generator":  # no Content-Length: chunked on HTTP/1.1, close on HTTP/1.0
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (f"block {i}\n".encode() for i in range(4))
+    if path == "/slow_generator":  # the first block must not wait for the second
+        def slow():
+            yield b"first block\n"
+            time.sleep(0.5)
+            yield b"second block\n"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return slow()
     if path == "/write":  # the legacy write() callable, then an iterable
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"written ")

@@ -192,7 +192,8 @@ def wsgi(app: WSGIApp) -> type[WSGIGateway]:
     """Serve a WSGI (PEP 3333) app: ``register(server, parallel.wsgi(app))``. Use it for
     Flask, Django and other WSGI apps: the workers call ``app`` in parallel
     (``wsgi.multithread`` is True), ``wsgi.input`` holds the whole decoded body,
-    ``wsgi.file_wrapper`` over a file is sent with sendfile. An exception before the
+    ``wsgi.file_wrapper`` over a file is sent with sendfile, a generator's blocks go out
+    as they are made. An exception before the
     head went out is a 500, after it the connection closes; both are logged."""
 
 def asgi(app: ASGIApp) -> type[ASGIGateway]:

@@ -166,7 +166,10 @@ std::vector<Handle> request_listeners(std::string_view host, std::uint16_t port,
   sockaddr_un addr;
   socklen_t len = abstract_address(name, addr);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    int e = errno;
     ::close(fd);  // ECONNREFUSED: no instance serves this address; bind anew
+    if (e != ECONNREFUSED && e != ENOENT)
+      log("handoff: cannot reach the instance serving {}:{}: {}", host, port, std::strerror(e));
     return out;
   }
   char text[128] = {};

@@ -50,6 +50,7 @@ PyObject* parallel_options(PyObject* /*module*/, PyObject* /*unused*/) {
             set_item(dict, "backend", str_of(pp::to_string(o.backend))) &&
             set_item(dict, "numa_policy", str_of(o.numa_policy)) &&
             set_item(dict, "host", PyBool_FromLong(o.from_host)) &&
+            set_item(dict, "share_main_data", PyBool_FromLong(o.share_main_data)) &&
 #ifdef Py_GIL_DISABLED
             set_item(dict, "free_threaded", PyBool_FromLong(1)) &&
 #else

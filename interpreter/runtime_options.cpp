@@ -81,6 +81,23 @@ bool parse_workers(std::string_view text, unsigned& out, std::string& error) {
   return true;
 }
 
+bool parse_switch(std::string_view text, bool& out, std::string& error) {
+  for (std::string_view on : {"on", "yes", "true", "1"}) {
+    if (text == on) {
+      out = true;
+      return true;
+    }
+  }
+  for (std::string_view off : {"off", "no", "false", "0"}) {
+    if (text == off) {
+      out = false;
+      return true;
+    }
+  }
+  error = fmt::format("expects on or off, got '{}'", text);
+  return false;
+}
+
 bool parse_backend(std::string_view text, BackendKind& out, std::string& error) {
   BackendKind kind{};
   // Only this OS's backends: "--backend iocp" on Linux is a mistake worth naming now rather
@@ -184,6 +201,12 @@ bool apply_environment(RuntimeOptions& options, std::string& error,
     }
     options.metrics = std::string(v);
   }
+  if (auto v = get("PYPARALLEL_SHARE_MAIN_DATA"); !v.empty()) {
+    if (!parse_switch(v, options.share_main_data, why)) {
+      error = "PYPARALLEL_SHARE_MAIN_DATA " + why;
+      return false;
+    }
+  }
   for (const LimitOption& limit : limit_options()) {
     auto v = get(std::string(limit.environment).c_str());
     if (v.empty()) continue;
@@ -260,6 +283,12 @@ bool parse_runtime_args(int argc, const char* const* argv, RuntimeOptions& optio
           return false;
         }
         options.metrics = std::string(v);
+      } else if (name == "--share-main-data") {
+        if (!value(v)) return false;
+        if (!parse_switch(v, options.share_main_data, why)) {
+          error = "--share-main-data " + why;
+          return false;
+        }
       } else if (const LimitOption* limit = find_limit_flag(name)) {
         if (!value(v)) return false;
         if (!set_limit(*limit, v, options.limits, why)) {
@@ -325,6 +354,10 @@ std::string runtime_help(std::string_view program) {
       "                     such as 0-3,8 (PYPARALLEL_NUMA_POLICY)\n"
       "  --metrics-port P   Prometheus metrics at http://127.0.0.1:P/metrics (or HOST:P)\n"
       "                     while run() serves (PYPARALLEL_METRICS_PORT)\n"
+      "  --share-main-data on|off\n"
+      "                     on (default): what exists when run() starts becomes immortal, so\n"
+      "                     workers read it without reference counting; it is never freed\n"
+      "                     (PYPARALLEL_SHARE_MAIN_DATA)\n"
       "  --topology         print the machine and the placement plan, then exit\n"
       "  --help             this text, then Python's own options\n"
       "Limits of every connection (parallel.run() takes them as keywords too):\n"

@@ -44,6 +44,11 @@ struct RuntimeOptions {
   /// overrides it per run.
   std::string metrics;
 
+  /// `--share-main-data on|off` (PYPARALLEL_SHARE_MAIN_DATA): make every object alive when
+  /// run() starts immortal, so workers read it without touching reference counts
+  /// (interpreter/parallel/share.h). `parallel.run(share_main_data=...)` overrides it per run.
+  bool share_main_data = true;
+
   OptionOrigin workers_origin = OptionOrigin::built_in;
   OptionOrigin backend_origin = OptionOrigin::built_in;
   OptionOrigin numa_policy_origin = OptionOrigin::built_in;
@@ -64,6 +69,8 @@ inline constexpr unsigned max_workers = 4096;
 
 /// Parses a worker count: a decimal integer in [0, max_workers].
 bool parse_workers(std::string_view text, unsigned& out, std::string& error);
+/// Parses a switch: on/off, yes/no, true/false or 1/0.
+bool parse_switch(std::string_view text, bool& out, std::string& error);
 /// Parses a backend name this OS supports ("auto" plus this platform's backends).
 bool parse_backend(std::string_view text, BackendKind& out, std::string& error);
 /// Checks a NUMA placement policy: compact, scatter, none, node:K, or a CPU list such as

@@ -26,8 +26,10 @@ Names& names() {
 namespace {
 
 PyObject* fn_run(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kw[] = {"workers", "backend", "numa_policy", "metrics_port", nullptr};
-  PyObject *workers = Py_None, *backend = Py_None, *policy = Py_None, *metrics = Py_None;
+  static const char* kw[] = {"workers",      "backend",         "numa_policy",
+                             "metrics_port", "share_main_data", nullptr};
+  PyObject *workers = Py_None, *backend = Py_None, *policy = Py_None, *metrics = Py_None,
+           *share = Py_None;
   // The limit keywords (header_timeout=..., max_body=...) go to the runtime as a dict; the
   // rest are parsed here. An unknown keyword is reported by whichever side sees it.
   Ref limits, rest;
@@ -41,14 +43,15 @@ PyObject* fn_run(PyObject*, PyObject* args, PyObject* kwargs) {
       const char* name = PyUnicode_AsUTF8(k);
       if (!name) return nullptr;
       std::string_view n(name);
-      bool core = n == "workers" || n == "backend" || n == "numa_policy" || n == "metrics_port";
+      bool core = n == "workers" || n == "backend" || n == "numa_policy" ||
+                  n == "metrics_port" || n == "share_main_data";
       if (PyDict_SetItem(core ? rest.get() : limits.get(), k, v) < 0) return nullptr;
     }
   }
-  if (!PyArg_ParseTupleAndKeywords(args, rest.get(), "|OOOO:run", const_cast<char**>(kw),
-                                   &workers, &backend, &policy, &metrics))
+  if (!PyArg_ParseTupleAndKeywords(args, rest.get(), "|OOOOO:run", const_cast<char**>(kw),
+                                   &workers, &backend, &policy, &metrics, &share))
     return nullptr;
-  return run_runtime(workers, backend, policy, limits.get(), metrics);
+  return run_runtime(workers, backend, policy, limits.get(), metrics, share);
 }
 
 PyObject* fn_stop(PyObject*, PyObject*) {
@@ -193,7 +196,8 @@ PyMethodDef runtime_methods[] = {
      "the class `protocol` per connection."},
     {"run", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_run)),
      METH_VARARGS | METH_KEYWORDS,
-     "run(workers=None, backend=None, numa_policy=None, metrics_port=None, **limits)\n--\n\n"
+     "run(workers=None, backend=None, numa_policy=None, metrics_port=None, "
+     "share_main_data=None, **limits)\n--\n\n"
      "Serve until stop(), SIGINT or SIGTERM (which drain: requests under way finish). "
      "workers=0 runs every callback on this thread. metrics_port: Prometheus metrics at "
      "/metrics on PORT (127.0.0.1) or 'HOST:PORT'. limits: header_timeout, keepalive_timeout, "

@@ -365,6 +365,11 @@ void release_timers(WorkerLocal& local) {
   }
 }
 
+void timer_references(const TimerState& timer, std::vector<Ref>& out) {
+  out.push_back(timer.func);
+  out.push_back(timer.args);
+}
+
 namespace {
 
 struct TimerObject {

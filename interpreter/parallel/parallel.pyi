@@ -108,7 +108,8 @@ def run(workers: int | None = None, backend: str | None = None,
         send_timeout: float | None = None, max_body: int | str | None = None,
         max_header_bytes: int | str | None = None,
         max_connections: int | None = None, drain_timeout: float | None = None,
-        metrics_port: int | str | None = None) -> None:
+        metrics_port: int | str | None = None,
+        share_main_data: bool | None = None) -> None:
     """Serve until ``stop()``, SIGINT or SIGTERM. ``workers=0`` runs every callback on the
     calling thread (pdb and plain unit tests work). None: the host's options.
 
@@ -122,7 +123,12 @@ def run(workers: int | None = None, backend: str | None = None,
     sockets come from systemd (LISTEN_FDS, matched by address) or from an instance already
     serving the address (a zero-downtime restart) before being bound anew.
     ``metrics_port``: serve Prometheus metrics at ``/metrics`` on that port of 127.0.0.1,
-    or on ``"HOST:PORT"`` (overrides ``--metrics-port``/PYPARALLEL_METRICS_PORT)."""
+    or on ``"HOST:PORT"`` (overrides ``--metrics-port``/PYPARALLEL_METRICS_PORT).
+
+    ``share_main_data`` (default on, ``--share-main-data``): what exists when ``run()``
+    starts (modules, tables built at import, the app and its config) becomes immortal, so
+    workers read it without writing its reference counts; it is never freed. Objects with
+    a finalizer (``__del__``, open files, sockets) and pending timers' arguments stay mortal."""
 def stop() -> None:
     """Ask ``run()`` to drain and return (as SIGTERM does). Callable from any thread."""
 def is_parallel_thread() -> bool: ...

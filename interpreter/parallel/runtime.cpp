@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <deque>
@@ -24,6 +25,7 @@
 #include "core/workers.h"
 #include "interpreter/parallel_module.h"
 #include "interpreter/runtime_options.h"
+#include "interpreter/parallel/share.h"
 #include "numa/bind.h"
 #include "numa/plan.h"
 #include "numa/topology.h"
@@ -435,6 +437,7 @@ struct Choice {
   bool policy_explicit;  // asked for by run(), a flag or the environment
   ConnectionLimits limits;
   std::string metrics;  // [HOST:]PORT of /metrics, or empty
+  bool share_main_data;
 };
 
 bool resolve_choice(PyObject* workers, PyObject* backend, PyObject* policy, PyObject* limits,
@@ -466,6 +469,7 @@ bool resolve_choice(PyObject* workers, PyObject* backend, PyObject* policy, PyOb
     }
   }
   out.metrics = o.metrics;
+  out.share_main_data = o.share_main_data;
   out.workers = o.workers;
   out.backend = o.backend;
   out.policy = o.numa_policy;
@@ -504,9 +508,30 @@ bool resolve_choice(PyObject* workers, PyObject* backend, PyObject* policy, PyOb
   return true;
 }
 
-// Keeps main-thread data out of the collector's walks: callbacks on every worker
-// read it, and a freeze means the GC no longer touches it (nor stops the world over it).
-void freeze_main_thread_data() {
+// Shares main-thread data with the workers (share.h), then keeps what stays mortal out of
+// the collector's walks: callbacks on every worker read it, and a freeze means the GC no
+// longer touches it (nor stops the world over it).
+void freeze_main_thread_data(bool share) {
+  if (share) {
+    auto t0 = std::chrono::steady_clock::now();
+    // Timers made before run() let go of their function and arguments when cancelled or
+    // when run() returns: those stay mortal. Copied out first: a thread blocked on the
+    // mutex while attached would hold up the walk's stop-the-world.
+    std::vector<Ref> timer_refs;
+    {
+      std::shared_lock lock(rt().gate_mutex);
+      for (const auto& t : rt().pending_timers) timer_references(*t, timer_refs);
+    }
+    std::vector<PyObject*> keep;
+    for (const Ref& ref : timer_refs) keep.push_back(ref.get());
+    PyTypeObject* handles[] = {names().timer_type, names().transport_type};
+    ShareResult shared = share_main_thread_data(keep, handles);
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0);
+    if (shared.walked)
+      pp::log("main-thread data shared with the workers: {} objects made immortal, {} kept "
+              "mortal (finalizers), {:.0f} ms",
+              shared.immortalized, shared.kept_mortal, ms.count());
+  }
   Ref gc(PyImport_ImportModule("gc"));
   Ref r(gc ? PyObject_CallMethod(gc.get(), "freeze", nullptr) : nullptr);
   if (!r) PyErr_Clear();
@@ -814,7 +839,7 @@ void request_stop() {
 }
 
 PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy,
-                      PyObject* limits, PyObject* metrics_port) {
+                      PyObject* limits, PyObject* metrics_port, PyObject* share_main_data) {
   Runtime& r = rt();
   if (r.running) {
     PyErr_SetString(names().parallel_error, "run() is already running");
@@ -842,7 +867,14 @@ PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_polic
     }
     choice.metrics = t;
   }
-  freeze_main_thread_data();
+  if (share_main_data && share_main_data != Py_None) {
+    if (!PyBool_Check(share_main_data)) {
+      PyErr_SetString(PyExc_TypeError, "share_main_data expects True or False");
+      return nullptr;
+    }
+    choice.share_main_data = share_main_data == Py_True;
+  }
+  freeze_main_thread_data(choice.share_main_data);
   r.stop_requested = false;
   sigterm_seen = false;
 #if defined(_WIN32)

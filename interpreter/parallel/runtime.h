@@ -162,9 +162,11 @@ bool runtime_running();
 
 /// parallel.run / parallel.stop implementations. `limits`: null, or a dict of
 /// ConnectionLimits keywords (header_timeout=..., see core/limit_options.h); `metrics_port`:
-/// null/None (the --metrics-port option), or an int port or a "HOST:PORT" str.
+/// null/None (the --metrics-port option), or an int port or a "HOST:PORT" str;
+/// `share_main_data`: null/None (the --share-main-data option) or a bool (share.h).
 PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy,
-                      PyObject* limits, PyObject* metrics_port = nullptr);
+                      PyObject* limits, PyObject* metrics_port = nullptr,
+                      PyObject* share_main_data = nullptr);
 void request_stop();
 
 /// parallel.stats() implementation.
@@ -193,6 +195,8 @@ void arm_timer(const std::shared_ptr<TimerState>& timer, pp::Loop& loop);
 bool start_timer(const std::shared_ptr<TimerState>& timer);
 /// Drops a timer cancelled before run() began from the timers waiting for it.
 void forget_pending_timer(const TimerState* timer);
+/// New references to a timer's function and arguments tuple (objects.cpp).
+void timer_references(const TimerState& timer, std::vector<Ref>& out);
 /// At stop, on the runtime thread: cancels the timers armed on its loop (objects.cpp).
 void stop_timers(WorkerLocal& local);
 /// At teardown, on the runtime thread, attached: lets go of timers whose operations are

@@ -29,7 +29,9 @@ sentinel and callback object, and the number of live objects of this script's ty
 (``gc.get_objects()``), are compared before ``run()`` and after it returns (its threads
 joined, our own lists emptied, ``gc.unfreeze()`` + ``gc.collect()``). Functions and
 classes cannot be checked by refcount on the free-threaded 3.13 build (they become
-immortal once a second thread starts), hence the instances.
+immortal once a second thread starts), hence the instances. Those define ``__del__``: run()
+makes what exists when it starts immortal (``share_main_data``), except objects with a
+finalizer, so the counted objects stay mortal and their counts stay meaningful.
 
 The last line of stdout is ``FUZZ_SUMMARY {json}``: the seed, actions per kind, leaks and
 unexpected errors (API calls that raised something other than the errors they document).
@@ -118,6 +120,9 @@ class Payload:
     def __repr__(self):
         return f'Payload({self.kind!r})'
 
+    def __del__(self):
+        pass  # a finalizer keeps the sentinels mortal under run(): see the module docstring
+
 
 KINDS = ('submit_work', 'callback', 'errback', 'call_main', 'call_main_wait', 'timer',
          'return', 'raise', 'response', 'protocol', 'handoff', 'chaos', 'client')
@@ -178,6 +183,9 @@ class Action:
 
     def __init__(self, kind):
         self.kind = kind
+
+    def __del__(self):
+        pass  # keeps the instances mortal under run(), as Payload's
 
     def __call__(self, *args):
         TALLY.add('ran ' + self.kind)

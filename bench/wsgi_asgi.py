@@ -3,7 +3,7 @@
 request and total RSS, with ratios against the best anchor measured in the same run.
 
     ./pp bench wsgi_asgi.py [--seconds 10] [--connections 8] [--repeat 1]
-                            [--only flask,starlette] [--routes hello,shared]
+                            [--only flask,starlette] [--routes hello,shared] [--mortal]
 
 Apps (the same files for every server): tests/parallel/apps/flask_app.py (Debian's
 python3-flask) and tests/parallel/apps/starlette_app.py (python3-starlette). Each builds a
@@ -18,7 +18,9 @@ Servers, each with 2 workers on a fresh free port, one at a time:
              uvicorn --workers 2 --loop uvloop --http httptools (Debian's python3-uvicorn)
 wrk -t1 -c C; CPU time of the whole process tree from /proc; RSS is the sum of VmRSS over
 the process tree after the run (gunicorn's and uvicorn's workers each hold a copy of the
-table; pyparallel's workers share one).
+table; pyparallel's workers share one). --mortal adds each pyparallel server again with
+--share-main-data off (main-thread data left mortal: every read from a worker then pays
+atomic reference counting).
 
 Targets (issue 12): hello route CPU per request <= the best anchor's; shared-data route
 req/s >= 1.0x the best anchor; shared-data route total RSS <= 0.6x the best anchor's.
@@ -54,6 +56,11 @@ def rss_mb(pid: int) -> float:
 
 def command(server: str, port: int) -> tuple[list[str], dict]:
     """The command line (and extra environment) of one server."""
+    if server.endswith(", mortal"):
+        # The same server with main-thread data left mortal (what run() did before
+        # --share-main-data): shows what sharing it buys, in the same run.
+        cmd, env = command(server.removesuffix(", mortal"), port)
+        return [cmd[0], "--share-main-data", "off", *cmd[1:]], env
     if server == "pyparallel flask":
         return ([str(PYPARALLEL), "-m", "parallel.serve", "flask_app:app", "--app-dir",
                  str(APPS), "--port", str(port), "--workers", "2"],
@@ -98,12 +105,17 @@ def main() -> int:
                     help="rounds over all servers (interleaved); tables show medians")
     ap.add_argument("--only", default="flask,starlette")
     ap.add_argument("--routes", default="hello,shared")
+    ap.add_argument("--mortal", action="store_true",
+                    help="add pyparallel rows with --share-main-data off")
     args = ap.parse_args()
     if not PYPARALLEL.is_file():
         print(f"{PYPARALLEL} not built (./pp build)")
         return 1
     groups = {"flask": ["gunicorn sync", "gunicorn gthread", "pyparallel flask"],
               "starlette": ["uvicorn", "pyparallel starlette"]}
+    if args.mortal:
+        for servers in groups.values():
+            servers.append(servers[-1] + ", mortal")
     summary = []
     for app in args.only.split(","):
         servers = groups[app]

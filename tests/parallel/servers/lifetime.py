@@ -19,7 +19,10 @@ import parallel
 
 
 def say(*args) -> None:
-    print(*args, flush=True)
+    # One write per line: print() writes its arguments one by one, and lines printed by
+    # two workers at once would interleave (the tests match whole lines).
+    sys.stdout.write(' '.join(map(str, args)) + '\n')
+    sys.stdout.flush()
 
 
 # -- canaries: objects whose release the tests watch ------------------------------------------

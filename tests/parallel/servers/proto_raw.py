@@ -18,7 +18,10 @@ MAIN_IDENT = threading.get_ident()
 
 
 def say(*args) -> None:
-    print(*args, flush=True)
+    # One write per line: print() writes its arguments one by one, and lines printed by
+    # two workers at once would interleave (the tests match whole lines).
+    sys.stdout.write(' '.join(map(str, args)) + '\n')
+    sys.stdout.flush()
 
 
 def on_main(tag: str) -> None:

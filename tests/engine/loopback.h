@@ -263,17 +263,23 @@ inline std::vector<BackendUnderTest> backends_under_test() {
 }
 
 /// Opens a fresh loop with `options` on each backend under test and calls
-/// `body(loop, name)` with the backend's name in every failure message.
+/// `body(loop, name)`. Each backend is a doctest subcase named "backend <name>": doctest
+/// prints it in the header of every failure and crash, beside each assertion with -s, and
+/// in its XML report; `--subcase="backend libaio"` runs a test on that backend alone.
+/// (doctest re-runs the test case once per subcase, so code around the call runs once per
+/// backend too.)
 template <class Body>
 void for_each_backend(Body&& body, const LoopOptions& options = {}) {
   auto backends = backends_under_test();
   REQUIRE_MESSAGE(!backends.empty(), "no backend available on this host");
   for (const BackendUnderTest& backend : backends) {
-    INFO("backend: " << backend.name);
-    auto opened = backend.open(options);
-    REQUIRE_MESSAGE(opened.loop, opened.error);
-    CHECK(opened.loop->backend_name() == backend.name);
-    body(*opened.loop, backend.name);
+    SUBCASE(("backend " + backend.name).c_str()) {
+      INFO("backend: " << backend.name);
+      auto opened = backend.open(options);
+      REQUIRE_MESSAGE(opened.loop, opened.error);
+      CHECK(opened.loop->backend_name() == backend.name);
+      body(*opened.loop, backend.name);
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // tests/engine/test_loop.cpp -- the generic engine suite: every test runs against every
 // backend in pp::available_backends() (io_uring, libaio and epoll on Linux), on loopback TCP
-// only, and names the backend in its failures. Backend-specific tests live beside it
+// only, each backend a doctest subcase named "backend <name>" (for_each_backend in
+// loopback.h), so that doctest's output names it. Backend-specific tests live beside it
 // (test_uring.cpp) and, for libaio, in the last section of this file. engine_tests_kqueue
 // runs this same suite on the kqueue backend, over the test-only kqueue emulation
 // (backends_under_test() in loopback.h).
@@ -1314,11 +1315,7 @@ TEST_CASE("small receive buffers: every completion fits one buffer, nothing is l
   opts.recv_buffer_size = 4096;
   opts.recv_buffer_count = 8;
   opts.queue_depth = 64;
-  for (const BackendUnderTest& backend : backends_under_test()) {
-    INFO("backend: " << backend.name);
-    auto opened = backend.open(opts);
-    REQUIRE_MESSAGE(opened.loop, opened.error);
-    Loop& loop = *opened.loop;
+  auto body = [](Loop& loop, const std::string&) {
     Listener l;
     auto p = tcp_pair(l);
     Probe r;
@@ -1334,7 +1331,8 @@ TEST_CASE("small receive buffers: every completion fits one buffer, nothing is l
     PP_RUN_UNTIL(loop, r.done());
     check_probe(r);
     CHECK(r.last() == 0);
-  }
+  };
+  for_each_backend(body, opts);
 }
 
 TEST_CASE("bounded work per connection: a backlog on one socket does not delay another") {
@@ -1352,11 +1350,7 @@ TEST_CASE("bounded work per connection: a backlog on one socket does not delay a
       if (c.result > 0) s->order->push_back(s->tag);
     }
   };
-  for (const BackendUnderTest& backend : backends_under_test()) {
-    INFO("backend: " << backend.name);
-    auto opened = backend.open(opts);
-    REQUIRE_MESSAGE(opened.loop, opened.error);
-    Loop& loop = *opened.loop;
+  auto body = [](Loop& loop, const std::string&) {
     Listener l;
     auto a = tcp_pair(l);
     auto b = tcp_pair(l);
@@ -1382,7 +1376,8 @@ TEST_CASE("bounded work per connection: a backlog on one socket does not delay a
     submit(loop, cb.op);
     PP_RUN_UNTIL(loop, ca.done() && cb.done());
     run_for(loop, 5ms);  // the recvs' last completions, before they go out of scope
-  }
+  };
+  for_each_backend(body, opts);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -259,6 +259,7 @@ def test_send_timeout_closes_a_client_that_never_reads(start):
 
 def test_slowloris_does_not_hurt_good_clients(start):
     srv = start(header_timeout=1.5, workers=2)
+    baseline = sorted(get_ok(srv) for _ in range(200))  # before any slowloris connects
     stop = threading.Event()
     lorises: list[socket.socket] = []
     for _ in range(300):
@@ -278,15 +279,17 @@ def test_slowloris_does_not_hurt_good_clients(start):
     t = threading.Thread(target=trickle, daemon=True)
     t.start()
     try:
-        baseline = sorted(get_ok(srv) for _ in range(50))
         under_attack = sorted(get_ok(srv) for _ in range(200))
     finally:
         stop.set()
         t.join()
     p99 = under_attack[int(len(under_attack) * 0.99) - 1]
-    print(f"good clients: p99 {p99 * 1e3:.2f} ms with 300 slowloris connections "
-          f"(median without {baseline[len(baseline) // 2] * 1e3:.2f} ms)")
-    assert p99 < 0.1, p99
+    p99_without = baseline[int(len(baseline) * 0.99) - 1]
+    print(f"good clients: p99 {p99 * 1e3:.2f} ms with {len(lorises)} slowloris connections "
+          f"held, {p99_without * 1e3:.2f} ms before they connected (medians "
+          f"{under_attack[len(under_attack) // 2] * 1e3:.2f} / "
+          f"{baseline[len(baseline) // 2] * 1e3:.2f} ms)")
+    assert p99 < 0.1, (p99, p99_without)
     # Every trickling connection got its 408 and was closed by the header timeout.
     deadline = time.monotonic() + 5
     answered = 0
@@ -360,6 +363,8 @@ def test_descriptor_exhaustion_then_normal_service(start):
             socks.append(s)
         except OSError:
             refused += 1
+    print(f"descriptor exhaustion: {len(socks)} of 1000 connects completed, {refused} "
+          f"failed, against a server limited to 256 descriptors")
     for s in socks:
         s.close()
     # Once the clients are gone, the server serves again without a restart.

@@ -39,13 +39,14 @@ def limits_env(**limits) -> dict:
 class Httpd:
     """pyparallel-httpd on a loopback port, its stderr collected."""
 
-    def __init__(self, root: pathlib.Path, env: dict, workers: int = 1, nofile: int = 0):
+    def __init__(self, root: pathlib.Path, env: dict, workers: int = 1, nofile: int = 0,
+                 args: tuple = ()):
         self.port = free_port()
         self.log = root.parent / f"httpd-{self.port}.log"
         self.err = open(self.log, "w")
         self.proc = subprocess.Popen(
             [str(HTTPD), "--host", "127.0.0.1", "--port", str(self.port), "--workers",
-             str(workers), "--root", str(root)],
+             str(workers), "--root", str(root), *args],
             stdout=self.err, stderr=self.err, env=dict(os.environ, **env),
             preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
             if nofile else None)
@@ -425,6 +426,27 @@ def test_error_response_survives_a_client_still_sending(start):
             data, _ = read_all(s)
             ok += data.startswith(b"HTTP/1.1 413 ")
     assert ok == 5
+
+
+def test_httpd_limit_flags_override_the_variables(docroot):
+    # The flags, not only the PYPARALLEL_* variables, reach the httpd's connections; a flag
+    # wins over its variable.
+    srv = Httpd(docroot, limits_env(header_timeout=30, max_body=1 << 20),
+                args=("--header-timeout", "0.5", "--max-body", "1k"))
+    try:
+        with connect(srv.port) as s:
+            t = time.monotonic()
+            s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n")
+            data, _ = read_all(s)
+            took = time.monotonic() - t
+        assert data.startswith(b"HTTP/1.1 408 "), data[:80]
+        assert 0.45 <= took < 1.5, took
+        with connect(srv.port) as s:
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n")
+            data, _ = read_all(s)
+        assert data.startswith(b"HTTP/1.1 413 "), data[:80]
+    finally:
+        assert srv.stop() == 0
 
 
 def test_bad_limit_values_are_refused_with_the_name():

@@ -162,3 +162,23 @@ def test_response_cycles_are_collected(pp):
     r = pp.run("-c", code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "True"]
+
+
+def test_limits_defaults_environment_then_flags(pp):
+    # The connection limits (core/limit_options.h): nginx's timeouts by default, a
+    # PYPARALLEL_* variable over the default, a flag over the variable.
+    limits = options_of(pp.run("-c", OPTIONS))["limits"]
+    timeouts = ("header_timeout", "keepalive_timeout", "body_timeout", "send_timeout")
+    assert [limits[k] for k in timeouts] == [60, 75, 60, 60]
+    assert (limits["max_body"], limits["max_header_bytes"]) == (1 << 20, 64 << 10)
+
+    env = {"PYPARALLEL_HEADER_TIMEOUT": "7", "PYPARALLEL_MAX_BODY": "2k",
+           "PYPARALLEL_MAX_CONNECTIONS": "9"}
+    limits = options_of(pp.run("-c", OPTIONS, env=env))["limits"]
+    assert (limits["header_timeout"], limits["max_body"], limits["max_connections"]) == \
+        (7, 2048, 9)
+
+    limits = options_of(pp.run("--header-timeout", "0.5", "--max-body=1m",
+                               "--keepalive-timeout", "0", "-c", OPTIONS, env=env))["limits"]
+    assert (limits["header_timeout"], limits["max_body"], limits["max_connections"],
+            limits["keepalive_timeout"]) == (0.5, 1 << 20, 9, 0)

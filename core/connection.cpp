@@ -48,6 +48,24 @@ void Connection::arm_recv() {
   loop_.submit(recv_op_);
 }
 
+bool Connection::output_full() const {
+  return out_.queued_bytes() > owner_.limits().max_queued_output;
+}
+
+void Connection::hold_input() {
+  paused_ = true;
+  stop_reading();
+}
+
+void Connection::maybe_resume() {
+  if (!paused_ || closing_ || reading_ || cancelling_ ||
+      out_.queued_bytes() > owner_.limits().max_queued_output / 2)
+    return;
+  paused_ = false;
+  on_resume();  // may answer held requests and hold input again
+  if (!paused_ && !closing_ && !reading_) arm_recv();
+}
+
 void Connection::flush() {
   if (finished_ || aborted_) return;
   bool was_idle = !out_.in_flight();
@@ -78,13 +96,8 @@ void Connection::on_recv(Operation& op, const Completion& c) {
   } else if (c.result != -ECANCELED) {
     self->abort(c.result);
   }
-  const std::uint64_t resume_below = self->owner_.limits().max_queued_output / 2;
-  if (!self->reading_ && self->paused_ && !self->closing_ && !self->cancelling_ &&
-      self->out_.queued_bytes() <= resume_below) {
-    // Back-pressure lifted while the cancel was in flight: read again.
-    self->paused_ = false;
-    self->arm_recv();
-  }
+  // Back-pressure lifted while the cancel was in flight: read again.
+  if (!self->reading_) self->maybe_resume();
   // A multishot recv that ended by itself (not EOF/error/cancel) is re-armed; a lingering
   // one too, until the client's EOF or the linger timeout.
   if (!self->reading_ && (!self->closing_ || self->lingering_) && !self->paused_ &&
@@ -115,11 +128,7 @@ void Connection::on_send(Operation& op, const Completion& c) {
       if (self->wait_ == Wait::next_request) self->wait_since_ = self->owner_.tick();
       self->on_drained();
     }
-    if (self->paused_ && self->out_.queued_bytes() <= self->owner_.limits().max_queued_output / 2 &&
-        !self->reading_ && !self->cancelling_) {
-      self->paused_ = false;
-      self->arm_recv();
-    }
+    self->maybe_resume();
   } else {
     self->flush();  // close_after_send: keep sending what is queued
     self->send_fin_if_drained();
@@ -131,11 +140,9 @@ void Connection::on_send(Operation& op, const Completion& c) {
 void Connection::on_cancel(Operation& op, const Completion&) {
   auto* self = static_cast<Connection*>(op.user);
   self->cancelling_ = false;
-  if (self->paused_ && !self->closing_ && !self->reading_ &&
-      self->out_.queued_bytes() <= self->owner_.limits().max_queued_output / 2) {
-    self->paused_ = false;
-    self->arm_recv();
-  }
+  ++self->dispatching_;  // on_resume may close: delete only once it has returned
+  self->maybe_resume();
+  --self->dispatching_;
   self->maybe_finish();
 }
 

@@ -72,6 +72,13 @@ class Connection {
   void expect(Wait wait, bool restart = false);
   /// The current wait.
   Wait waiting_for() const { return wait_; }
+  /// True while the queued output is over `max_queued_output`: a protocol that answers
+  /// several requests per read stops answering here (`hold_input`), so that one read of
+  /// pipelined requests cannot queue more than the cap plus one response.
+  bool output_full() const;
+  /// Stops reading until the queued output falls to half the cap; `on_resume` then runs
+  /// before reading starts again.
+  void hold_input();
   /// The wait's timeout expired (never for `nothing`, `linger` or a stalled send, which
   /// the connection handles itself). Default: close at once.
   virtual void on_read_timeout(Wait /*wait*/) { abort(-ETIMEDOUT); }
@@ -93,6 +100,9 @@ class Connection {
   virtual void on_eof() { close_after_send(); }
   /// A queued send finished and the queue is now empty.
   virtual void on_drained() {}
+  /// Back-pressure lifted (the queued output fell to half the cap): answer what was held
+  /// back. Reading starts again afterwards unless this holds input again.
+  virtual void on_resume() {}
   /// The connection is gone: `error` is 0 for an orderly close, else the negated
   /// errno that ended it. Runs once, just before deletion.
   virtual void on_closed(std::int64_t /*error*/) {}
@@ -106,6 +116,9 @@ class Connection {
   static void on_send_cancelled(Operation& op, const Completion& c);
   void arm_recv();
   void stop_reading();
+  // Reading was paused for back-pressure and the queued output is down to half the cap:
+  // on_resume, then read again (unless it held input again or closed).
+  void maybe_resume();
   void cancel_send();
   void send_fin_if_drained();
   void maybe_finish();

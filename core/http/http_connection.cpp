@@ -22,6 +22,24 @@ HttpConnection::HttpConnection(Loop& loop, Handle sock, ConnectionSet& owner,
 
 void HttpConnection::on_data(std::span<const std::byte> data) {
   std::string_view chunk(reinterpret_cast<const char*>(data.data()), data.size());
+  if (held_) {
+    // Bytes that were in flight when reading paused: after the held requests.
+    pending_.append(chunk);
+    return;
+  }
+  process(chunk);
+}
+
+void HttpConnection::on_resume() {
+  held_ = false;
+  if (!pending_.empty()) process({});
+}
+
+void HttpConnection::on_eof() {
+  if (!held_) Connection::on_eof();
+}
+
+void HttpConnection::process(std::string_view chunk) {
   // Parse straight from the engine's buffer; copy only an unfinished request.
   bool buffered = !pending_.empty();
   if (buffered) pending_.append(chunk);
@@ -33,6 +51,13 @@ void HttpConnection::on_data(std::span<const std::byte> data) {
   auto arrived =
       metrics ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   while (pos < input.size() && !closing()) {
+    if (output_full()) {
+      // The rest waits until the client has read what is queued: answering every
+      // pipelined request of a read at once let one read queue gigabytes (16 x 32 MiB).
+      held_ = true;
+      hold_input();
+      break;
+    }
     ParseResult r = parser_.parse(input.substr(pos), request_);
     if (r.status == ParseStatus::incomplete) {
       head_complete_ = r.head_complete;
@@ -62,7 +87,11 @@ void HttpConnection::on_data(std::span<const std::byte> data) {
     pending_.erase(0, pos);
   else if (pos < input.size() && !closing())
     pending_.assign(input.substr(pos));
-  if (!closing()) {
+  if (held_) {
+    // No read deadline while the client is not reading our answers: the send timeout
+    // covers that.
+    expect(Wait::nothing);
+  } else if (!closing()) {
     // The read deadline that now applies: between requests the keep-alive timeout; inside
     // a head the header timeout from its first byte; inside a body the body timeout, from
     // this read.

@@ -22,6 +22,11 @@ class HttpConnection : public Connection {
   /// valid only during the call.
   virtual void respond(const Request& request, bool close) = 0;
   void on_data(std::span<const std::byte> data) final;
+  /// Answers the pipelined requests held back while the output was full.
+  void on_resume() final;
+  /// The peer finished sending: close once everything is answered -- held requests too
+  /// (reading resumes after them and meets the end of input again).
+  void on_eof() override;
   /// A request head or body took too long: 408 (then a lingering close) if anything of
   /// the request arrived, else a quiet close (nginx does the same).
   void on_read_timeout(Wait wait) override;
@@ -34,12 +39,15 @@ class HttpConnection : public Connection {
   /// arrived: clients (curl for any body over 1 KiB) wait for it, up to a second,
   /// before they send the body.
   void maybe_continue(const Request& request);
+  /// Parses and answers what is complete in pending_ + `chunk`; keeps the rest.
+  void process(std::string_view chunk);
 
   RequestParser parser_;
   Request request_;
   std::string pending_;        // the unparsed start of a request split across reads
   bool continue_sent_ = false; // for the request at the start of pending_
   bool head_complete_ = false; // pending_ holds a whole head; its body is arriving
+  bool held_ = false;          // pending_ holds requests not answered: the output is full
 };
 
 }  // namespace pp::http

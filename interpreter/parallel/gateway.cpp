@@ -196,10 +196,23 @@ class GatewayConnection final : public Connection {
 
   void on_data(std::span<const std::byte> data) override {
     Counters::bump(thread_counters().bytes_received, data.size());
-    process({reinterpret_cast<const char*>(data.data()), data.size()});
+    std::string_view chunk(reinterpret_cast<const char*>(data.data()), data.size());
+    if (held_) {
+      pending_.append(chunk);  // in flight when reading paused: after the held requests
+      return;
+    }
+    process(chunk);
+  }
+
+  // The queued output fell to half the cap: answer the pipelined requests held back.
+  void on_resume() override {
+    held_ = false;
+    if (!pending_.empty() && !current_) process({});
   }
 
   void on_eof() override {
+    // Held requests are answered first: reading resumes after them and meets the end again.
+    if (held_) return;
     // A half-closed client is gone as far as an ASGI app is concerned (as in uvicorn):
     // the response in progress learns of it through its disconnect.
     close_after_send();
@@ -244,6 +257,7 @@ class GatewayConnection final : public Connection {
   // Parses and dispatches complete requests from `chunk` (after what is pending) until
   // one is answered asynchronously, the input runs out, or the connection closes.
   void process(std::string_view chunk) {
+    held_ = false;  // from on_resume or a finished response: the loop holds again if full
     bool buffered = !pending_.empty() || current_;
     if (buffered) pending_.append(chunk);
     std::string_view input = buffered ? std::string_view(pending_) : chunk;
@@ -254,6 +268,12 @@ class GatewayConnection final : public Connection {
     std::shared_ptr<bool> alive = alive_;
     in_dispatch_ = true;
     while (pos < input.size() && !closing() && !current_) {
+      if (output_full()) {
+        // The rest waits until the client reads what is queued (core/connection.h).
+        held_ = true;
+        hold_input();
+        break;
+      }
       http::ParseResult r = parser_.parse(input.substr(pos), request_);
       if (r.status == http::ParseStatus::incomplete) {
         head_complete_ = r.head_complete;
@@ -283,7 +303,9 @@ class GatewayConnection final : public Connection {
     else if (pos < input.size() && !closing())
       pending_.assign(input.substr(pos));
     if (!closing()) {
-      if (current_) {
+      if (held_) {
+        expect(Wait::nothing);  // the client is not reading: the send timeout applies
+      } else if (current_) {
         // The app is still answering: no read deadline meanwhile (a long poll, a
         // stream). Pipelined input waits, bounded like one more request.
         expect(Wait::nothing);
@@ -317,6 +339,7 @@ class GatewayConnection final : public Connection {
   http::Request request_;
   std::string pending_;
   Ref current_;  // the exchange whose response is in progress after its handler returned
+  bool held_ = false;  // pending_ holds requests not answered: the output is full
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool in_dispatch_ = false;
   bool continue_sent_ = false;

@@ -203,6 +203,38 @@ def test_keep_alive_and_pipelining(srv):
     assert data.endswith(b'"tail": "abc"}')
 
 
+def vm_hwm_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
+def test_pipelined_big_responses_wait_for_the_reader(srv):
+    # Every pipelined request of a read used to be answered before the queued-output cap
+    # (4 MiB) was looked at: 16 x 32 MiB queued at once. Now the rest wait, unparsed,
+    # until the client reads; nothing is lost.
+    check_alive(srv)
+    before = vm_hwm_kib(srv.proc.pid)
+    with socket.create_connection((srv.host, srv.port), timeout=30) as s:
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 16)
+        time.sleep(1.0)
+        held = vm_hwm_kib(srv.proc.pid)
+        f = s.makefile("rb")
+        for _ in range(16):
+            assert f.readline() == b"HTTP/1.1 200 OK\r\n"
+            length = None
+            while (line := f.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            assert length == 32 << 20
+            remaining = length
+            while remaining:
+                chunk = f.read(min(remaining, 1 << 20))
+                assert chunk, f"short body: {length - remaining} of {length}"
+                remaining -= len(chunk)
+    assert held - before < 160 * 1024, (before, held)  # about the cap plus one response
+    check_alive(srv)
+
+
 def test_app_raising_before_start_response_is_a_500(srv):
     status, _, _ = srv.get("/raise")
     assert status == 500

@@ -74,6 +74,10 @@ def app(environ, start_response):
         f.seek(int(environ.get("QUERY_STRING") or 0))
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](f, 65536)
+    if path == "/big":  # 32 MiB in one block, with its length
+        body = b"x" * (32 << 20)
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
     if path == "/status":
         return plain(start_response, b"teapot", status="418 I'm a teapot",
                      extra=[("X-Custom", "yes"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])

@@ -376,10 +376,12 @@ def test_pipelined_big_responses_wait_for_the_reader(start):
     n = 16
     with connect(srv.port, timeout=30) as s:
         s.sendall((b"GET " + srv.big_path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n") * n)
+        s.shutdown(socket.SHUT_WR)  # the end of input must not drop the held requests
         time.sleep(1.0)  # the server answers what it may while nobody reads
         held = vm_hwm_kib(srv.proc.pid)
         f = s.makefile("rb")
         answers = [read_response(f) for _ in range(n)]
+        assert f.read() == b""  # then the server closes
     after = vm_hwm_kib(srv.proc.pid)
     print(f"pipelined 16 x 32 MiB: VmHWM {before} -> {held} KiB unread, {after} KiB after "
           f"reading all")

@@ -529,7 +529,7 @@ void freeze_main_thread_data(bool share) {
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0);
     if (shared.walked)
       pp::log("main-thread data shared with the workers: {} objects made immortal, {} kept "
-              "mortal (finalizers), {:.0f} ms",
+              "mortal (finalizers, runtime handles), {:.0f} ms",
               shared.immortalized, shared.kept_mortal, ms.count());
   }
   Ref gc(PyImport_ImportModule("gc"));

@@ -41,6 +41,14 @@ class WinePrefix:
                         WINEDLLOVERRIDES="mscoree,mshtml=")
 
     def __enter__(self) -> "WinePrefix":
+        # A persistent wineserver, started with no pipe of ours: otherwise the first `wine`
+        # after an idle pause starts a new server (and the prefix's services) that inherit
+        # that command's stdout/stderr, and subprocess.run(capture_output=True) then waits
+        # for them to exit (CI saw a 60 s timeout on a command that had already ended).
+        # Killed in kill().
+        subprocess.run(["wineserver", "-p"], env=self.env, timeout=30, check=False,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
         # The first start of a prefix creates it (a few seconds; bounded so that a broken
         # Wine fails the tests instead of hanging them).
         subprocess.run(["wineboot", "-i"], env=self.env, timeout=180,

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include "core/log.h"
 #include "core/net.h"
@@ -53,8 +54,10 @@ bool Connection::output_full() const {
 }
 
 void Connection::hold_input() {
+  input_held_ = true;
   paused_ = true;
   stop_reading();
+  expect(Wait::nothing);
 }
 
 void Connection::maybe_resume() {
@@ -62,7 +65,7 @@ void Connection::maybe_resume() {
       out_.queued_bytes() > owner_.limits().max_queued_output / 2)
     return;
   paused_ = false;
-  on_resume();  // may answer held requests and hold input again
+  if (std::exchange(input_held_, false)) on_resume();  // may hold input again
   if (!paused_ && !closing_ && !reading_) arm_recv();
 }
 
@@ -92,7 +95,7 @@ void Connection::on_recv(Operation& op, const Completion& c) {
     // closing (lingering included) they are discarded.
     if (!self->closing_) self->on_data(c.data);
   } else if (c.result == 0) {
-    if (!self->closing_) self->on_eof();
+    if (!self->closing_ && !self->input_held_) self->on_eof();
   } else if (c.result != -ECANCELED) {
     self->abort(c.result);
   }

@@ -76,9 +76,14 @@ class Connection {
   /// several requests per read stops answering here (`hold_input`), so that one read of
   /// pipelined requests cannot queue more than the cap plus one response.
   bool output_full() const;
-  /// Stops reading until the queued output falls to half the cap; `on_resume` then runs
-  /// before reading starts again.
+  /// Stops reading until the queued output falls to half the cap, with no read deadline
+  /// meanwhile (the send timeout covers a client that does not read); `on_resume` then runs
+  /// before reading starts again. The peer's end of input waits too: on_eof comes after
+  /// the held requests, when reading resumes and meets it again.
   void hold_input();
+  /// True between `hold_input` and `on_resume`: bytes that still arrive (in flight when
+  /// reading paused) belong after the held ones.
+  bool input_held() const { return input_held_; }
   /// The wait's timeout expired (never for `nothing`, `linger` or a stalled send, which
   /// the connection handles itself). Default: close at once.
   virtual void on_read_timeout(Wait /*wait*/) { abort(-ETIMEDOUT); }
@@ -100,8 +105,8 @@ class Connection {
   virtual void on_eof() { close_after_send(); }
   /// A queued send finished and the queue is now empty.
   virtual void on_drained() {}
-  /// Back-pressure lifted (the queued output fell to half the cap): answer what was held
-  /// back. Reading starts again afterwards unless this holds input again.
+  /// The queued output fell to half the cap after `hold_input`: answer what was held back.
+  /// Reading starts again afterwards unless this holds input again.
   virtual void on_resume() {}
   /// The connection is gone: `error` is 0 for an orderly close, else the negated
   /// errno that ended it. Runs once, just before deletion.
@@ -142,6 +147,7 @@ class Connection {
   bool cancelling_ = false;  // cancel_op_ is in flight
   bool send_cancelling_ = false;  // send_cancel_op_ is in flight
   bool paused_ = false;      // reading stopped for back-pressure, to resume
+  bool input_held_ = false;  // paused by hold_input: on_resume runs before reading again
   bool closing_ = false;
   bool aborted_ = false;     // nothing more is sent
   bool lingering_ = false;   // closing, but reading on (see close_after_send)

@@ -22,21 +22,15 @@ HttpConnection::HttpConnection(Loop& loop, Handle sock, ConnectionSet& owner,
 
 void HttpConnection::on_data(std::span<const std::byte> data) {
   std::string_view chunk(reinterpret_cast<const char*>(data.data()), data.size());
-  if (held_) {
-    // Bytes that were in flight when reading paused: after the held requests.
-    pending_.append(chunk);
+  if (input_held()) {
+    pending_.append(chunk);  // in flight when reading paused: after the held requests
     return;
   }
   process(chunk);
 }
 
 void HttpConnection::on_resume() {
-  held_ = false;
-  if (!pending_.empty()) process({});
-}
-
-void HttpConnection::on_eof() {
-  if (!held_) Connection::on_eof();
+  process({});
 }
 
 void HttpConnection::process(std::string_view chunk) {
@@ -54,7 +48,6 @@ void HttpConnection::process(std::string_view chunk) {
     if (output_full()) {
       // The rest waits until the client has read what is queued: answering every
       // pipelined request of a read at once let one read queue gigabytes (16 x 32 MiB).
-      held_ = true;
       hold_input();
       break;
     }
@@ -87,11 +80,7 @@ void HttpConnection::process(std::string_view chunk) {
     pending_.erase(0, pos);
   else if (pos < input.size() && !closing())
     pending_.assign(input.substr(pos));
-  if (held_) {
-    // No read deadline while the client is not reading our answers: the send timeout
-    // covers that.
-    expect(Wait::nothing);
-  } else if (!closing()) {
+  if (!closing() && !input_held()) {
     // The read deadline that now applies: between requests the keep-alive timeout; inside
     // a head the header timeout from its first byte; inside a body the body timeout, from
     // this read.

@@ -24,9 +24,6 @@ class HttpConnection : public Connection {
   void on_data(std::span<const std::byte> data) final;
   /// Answers the pipelined requests held back while the output was full.
   void on_resume() final;
-  /// The peer finished sending: close once everything is answered -- held requests too
-  /// (reading resumes after them and meets the end of input again).
-  void on_eof() override;
   /// A request head or body took too long: 408 (then a lingering close) if anything of
   /// the request arrived, else a quiet close (nginx does the same).
   void on_read_timeout(Wait wait) override;
@@ -47,7 +44,6 @@ class HttpConnection : public Connection {
   std::string pending_;        // the unparsed start of a request split across reads
   bool continue_sent_ = false; // for the request at the start of pending_
   bool head_complete_ = false; // pending_ holds a whole head; its body is arriving
-  bool held_ = false;          // pending_ holds requests not answered: the output is full
 };
 
 }  // namespace pp::http

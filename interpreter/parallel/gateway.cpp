@@ -197,22 +197,18 @@ class GatewayConnection final : public Connection {
   void on_data(std::span<const std::byte> data) override {
     Counters::bump(thread_counters().bytes_received, data.size());
     std::string_view chunk(reinterpret_cast<const char*>(data.data()), data.size());
-    if (held_) {
+    if (input_held()) {
       pending_.append(chunk);  // in flight when reading paused: after the held requests
       return;
     }
     process(chunk);
   }
 
-  // The queued output fell to half the cap: answer the pipelined requests held back.
-  void on_resume() override {
-    held_ = false;
-    if (!pending_.empty() && !current_) process({});
-  }
+  // The queued output fell to half the cap: answer the pipelined requests held back (the
+  // parse loop holds input only between responses, so none is in progress).
+  void on_resume() override { process({}); }
 
   void on_eof() override {
-    // Held requests are answered first: reading resumes after them and meets the end again.
-    if (held_) return;
     // A half-closed client is gone as far as an ASGI app is concerned (as in uvicorn):
     // the response in progress learns of it through its disconnect.
     close_after_send();
@@ -257,7 +253,6 @@ class GatewayConnection final : public Connection {
   // Parses and dispatches complete requests from `chunk` (after what is pending) until
   // one is answered asynchronously, the input runs out, or the connection closes.
   void process(std::string_view chunk) {
-    held_ = false;  // from on_resume or a finished response: the loop holds again if full
     bool buffered = !pending_.empty() || current_;
     if (buffered) pending_.append(chunk);
     std::string_view input = buffered ? std::string_view(pending_) : chunk;
@@ -270,7 +265,6 @@ class GatewayConnection final : public Connection {
     while (pos < input.size() && !closing() && !current_) {
       if (output_full()) {
         // The rest waits until the client reads what is queued (core/connection.h).
-        held_ = true;
         hold_input();
         break;
       }
@@ -302,10 +296,8 @@ class GatewayConnection final : public Connection {
       pending_.erase(0, pos);
     else if (pos < input.size() && !closing())
       pending_.assign(input.substr(pos));
-    if (!closing()) {
-      if (held_) {
-        expect(Wait::nothing);  // the client is not reading: the send timeout applies
-      } else if (current_) {
+    if (!closing() && !input_held()) {
+      if (current_) {
         // The app is still answering: no read deadline meanwhile (a long poll, a
         // stream). Pipelined input waits, bounded like one more request.
         expect(Wait::nothing);
@@ -339,7 +331,6 @@ class GatewayConnection final : public Connection {
   http::Request request_;
   std::string pending_;
   Ref current_;  // the exchange whose response is in progress after its handler returned
-  bool held_ = false;  // pending_ holds requests not answered: the output is full
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool in_dispatch_ = false;
   bool continue_sent_ = false;

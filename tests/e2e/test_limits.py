@@ -161,13 +161,18 @@ def get_ok(srv) -> float:
 
 # -- timeouts ------------------------------------------------------------------------------
 
-def test_partial_head_gets_408_after_the_header_timeout(start):
-    srv = start(header_timeout=0.5)
-    with connect(srv.port) as s:
+def partial_head(port: int) -> tuple[bytes, str, float]:
+    """Half a request head, then wait: (what came back, how it ended, seconds taken)."""
+    with connect(port) as s:
         t = time.monotonic()
         s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n")
         data, how = read_all(s)
-        took = time.monotonic() - t
+        return data, how, time.monotonic() - t
+
+
+def test_partial_head_gets_408_after_the_header_timeout(start):
+    srv = start(header_timeout=0.5)
+    data, how, took = partial_head(srv.port)
     assert data.startswith(b"HTTP/1.1 408 "), data[:80]
     assert how == "eof"
     assert 0.45 <= took < 1.5, took
@@ -480,11 +485,7 @@ def test_httpd_limit_flags_override_the_variables(docroot):
     srv = Httpd(docroot, limits_env(header_timeout=30, max_body=1 << 20),
                 args=("--header-timeout", "0.5", "--max-body", "1k"))
     try:
-        with connect(srv.port) as s:
-            t = time.monotonic()
-            s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n")
-            data, _ = read_all(s)
-            took = time.monotonic() - t
+        data, _, took = partial_head(srv.port)
         assert data.startswith(b"HTTP/1.1 408 "), data[:80]
         assert 0.45 <= took < 1.5, took
         with connect(srv.port) as s:

@@ -101,14 +101,18 @@ struct WorkerState {
   ConnectionSet connections;
   std::vector<std::unique_ptr<Acceptor>> acceptors;
   std::vector<std::unique_ptr<Connector>> connectors;
+  std::vector<EndpointObject*> clients;  // set up, connected by start_serving
+  bool stopping = false;                 // begin_stop ran (this thread only)
   WorkerLocal local;
   /// Functions posted through the runtime's gate that have not run yet: the drain
   /// waits for them, since their posters were told they would run.
   std::atomic<unsigned> posts_pending{0};
   unsigned spread_next = 0;  // round-robin position (spread_connection)
 
-  /// Accepts on this thread's share of every server's listeners (`sets`, one per server
-  /// in registration order, opened by the main thread) and starts clients.
+  /// Takes this thread's share of every server's listeners (`sets`, one per server in
+  /// registration order, opened by the main thread) and notes its clients. Nothing is
+  /// accepted or connected until `start_serving`: a callback may hand work to any other
+  /// runtime thread, and before every worker is set up those posts would be refused.
   bool setup(Loop& l, unsigned index, unsigned count, std::vector<ListenerSet>& sets,
              std::string& error) {
     loop = &l;
@@ -129,9 +133,8 @@ struct WorkerState {
         ConnectionSet* set = &connections;
         ListenerSet& ls = sets[server_no++];
         if (ls.bind_in_workers) {
-          // Bound here, worker by worker as they start: the port takes connections only
-          // once a worker accepts them (and a callback's submit_work is refused only in
-          // the short while later workers start, as before).
+          // Bound here, worker by worker as they start (SO_REUSEPORT: each worker its
+          // own accept queue); connections wait in its backlog until start_serving.
           Handle h = listen_tcp(*e->host, ls.port, /*reuse_port=*/true, e->backlog, error);
           if (h == invalid_handle) return false;
           // Port 0: the first worker's pick is everyone's (workers start in order).
@@ -153,13 +156,21 @@ struct WorkerState {
             acceptors.back()->set_spread(
                 [this, info](Handle sock) { return spread_connection(*this, sock, info); });
           }
-          acceptors.back()->start();
         }
       } else if (client_no++ % count == index) {
-        start_client(e);  // spread over the workers; a failure is the protocol's to hear
+        clients.push_back(e);  // spread over the workers
       }
     }
     return true;
+  }
+
+  /// Accepts and connects, on this thread, once the gate is open (every runtime thread
+  /// is set up). A stop that came first wins: it finds nothing to undo.
+  void start_serving() {
+    if (stopping) return;
+    for (auto& a : acceptors) a->start();
+    for (EndpointObject* e : std::exchange(clients, {}))
+      start_client(e);  // a failure is the protocol's to hear
   }
 
   void start_client(EndpointObject* e) {
@@ -195,6 +206,7 @@ struct WorkerState {
   /// Graceful stop: no new connections; open ones drain (HTTP: the request under way is
   /// answered with `Connection: close`; idle ones close) and close; timers are cancelled.
   void begin_stop() {
+    stopping = true;
     connections.drain();  // first: a connection the cancelled accept still yields drains
     for (auto& a : acceptors) a->stop();
     stop_timers(local);
@@ -362,12 +374,14 @@ bool spread_connection(WorkerState& from, Handle sock, const ProtocolInfo* info)
   return true;
 }
 
-// Opens the gate once every runtime thread is set up, and hands them the timers made
-// while it was closed. Attached (the pending list's references are dropped here).
+// Opens the gate once every runtime thread is set up, tells each to start accepting and
+// connecting (so no callback runs while a post to another thread would be refused), and
+// hands them the timers made while it was closed. Attached (the pending list's references are dropped here).
 void open_gate() {
   Runtime& r = rt();
   std::unique_lock lock(r.gate_mutex);
   r.gate = Gate::open;
+  for (auto& ws : r.workers) post_locked(*ws, [w = ws.get()] { w->start_serving(); });
   for (auto& t : std::exchange(r.pending_timers, {})) post_arm_locked(t);
 }
 
@@ -668,8 +682,8 @@ PyObject* run_on_workers(const Choice& choice) {
   std::string error;
   bool started;
   {
-    // Open before the workers start: the first one serves (and may call the main thread)
-    // while later ones are still being set up. The main thread drains the queue below.
+    // Open before the workers start: a worker's set-up may queue for the main thread
+    // (which drains the queue below) even though none serves before the gate opens.
     std::lock_guard lock(r.mutex);
     r.main_open = true;
   }

@@ -173,6 +173,37 @@ def test_submit_work_racing_shutdown_runs_or_raises(lifetime, host, workers):
     assert "LATE ParallelError: the runtime is not running" in out, out[-4000:]
 
 
+# -- the first callbacks, while the runtime starts ------------------------------------------
+
+@pytest.mark.parametrize("backend", ["epoll", "io_uring"])
+def test_first_callbacks_can_hand_work_to_other_threads(lifetime, backend):
+    # Clients knock from the moment the process starts: the first connections accepted
+    # meet a runtime whose later workers may still be starting. None may be refused
+    # (once, the first worker served before the others were set up, and a post to them,
+    # even a thread's transport.close(), was dropped).
+    srv = lifetime("early", workers=8, backend=backend, wait=False)
+    answers: list = []
+    deadline = time.monotonic() + 30
+
+    def knock():
+        while time.monotonic() < deadline and len(answers) < 16:
+            try:
+                with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+                    answers.append(recv_line(s, 5))
+            except OSError:
+                time.sleep(0.0005)
+
+    threads = [threading.Thread(target=knock) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(40)
+    assert len(answers) >= 16, srv.output()[-3000:]
+    assert set(answers) == {b"submitted\n"}, answers
+    out = stop_ok(srv)
+    assert out.count("WORKED") == len(answers), out[-3000:]
+
+
 # -- call_from_main_thread from every worker at once ------------------------------------------
 
 @pytest.mark.parametrize("host", HOSTS)

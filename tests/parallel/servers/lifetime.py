@@ -151,6 +151,18 @@ class Quiet:
         return data
 
 
+class Early:
+    """The first callbacks hand work to the other threads: 'submitted' (and 'worked' from
+    the pool), or the refusal, which a runtime still starting its workers once gave."""
+
+    def connection_made(self, transport):
+        try:
+            parallel.submit_work(say, 'WORKED')
+        except parallel.ParallelError as e:
+            return b'refused: %s\n' % str(e).encode()
+        return b'submitted\n'
+
+
 class SubmitCounts:
     def __init__(self):
         self.lock = threading.Lock()
@@ -299,7 +311,7 @@ def main() -> int:
     ap.add_argument('--port', type=int, default=8080)
     ap.add_argument('--scenario', required=True,
                     choices=['timers', 'shutdown-timers', 'routes', 'submit', 'push',
-                             'main-calls'])
+                             'main-calls', 'early'])
     args = ap.parse_args()
     server = parallel.server(args.host, args.port)
     kept = None
@@ -318,6 +330,8 @@ def main() -> int:
         hammer_thread.start()
     elif args.scenario == 'main-calls':
         parallel.register(server, MainCalls)
+    elif args.scenario == 'early':
+        parallel.register(server, Early)
     elif args.scenario == 'push':
         fd, PUSH_FILE = tempfile.mkstemp(prefix='pp-push-')
         os.write(fd, b'x\n')

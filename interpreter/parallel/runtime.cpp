@@ -102,7 +102,6 @@ struct WorkerState {
   std::vector<std::unique_ptr<Acceptor>> acceptors;
   std::vector<std::unique_ptr<Connector>> connectors;
   std::vector<EndpointObject*> clients;  // set up, connected by start_serving
-  bool stopping = false;                 // begin_stop ran (this thread only)
   WorkerLocal local;
   /// Functions posted through the runtime's gate that have not run yet: the drain
   /// waits for them, since their posters were told they would run.
@@ -165,9 +164,9 @@ struct WorkerState {
   }
 
   /// Accepts and connects, on this thread, once the gate is open (every runtime thread
-  /// is set up). A stop that came first wins: it finds nothing to undo.
+  /// is set up). A stop that came first wins: a stopped acceptor does not arm, and
+  /// begin_stop dropped the clients.
   void start_serving() {
-    if (stopping) return;
     for (auto& a : acceptors) a->start();
     for (EndpointObject* e : std::exchange(clients, {}))
       start_client(e);  // a failure is the protocol's to hear
@@ -206,7 +205,7 @@ struct WorkerState {
   /// Graceful stop: no new connections; open ones drain (HTTP: the request under way is
   /// answered with `Connection: close`; idle ones close) and close; timers are cancelled.
   void begin_stop() {
-    stopping = true;
+    clients.clear();      // not connected yet (a stop before start_serving): never will be
     connections.drain();  // first: a connection the cancelled accept still yields drains
     for (auto& a : acceptors) a->stop();
     stop_timers(local);
@@ -376,7 +375,8 @@ bool spread_connection(WorkerState& from, Handle sock, const ProtocolInfo* info)
 
 // Opens the gate once every runtime thread is set up, tells each to start accepting and
 // connecting (so no callback runs while a post to another thread would be refused), and
-// hands them the timers made while it was closed. Attached (the pending list's references are dropped here).
+// hands them the timers made while it was closed. Attached (the pending list's references
+// are dropped here).
 void open_gate() {
   Runtime& r = rt();
   std::unique_lock lock(r.gate_mutex);
@@ -682,8 +682,8 @@ PyObject* run_on_workers(const Choice& choice) {
   std::string error;
   bool started;
   {
-    // Open before the workers start: a worker's set-up may queue for the main thread
-    // (which drains the queue below) even though none serves before the gate opens.
+    // Open before the workers start, as it always was; no worker runs a callback before
+    // the gate opens, and a failed start drains whatever was queued (below).
     std::lock_guard lock(r.mutex);
     r.main_open = true;
   }

@@ -3,7 +3,7 @@
 #
 #   interpreter/build-cpython.sh [options]      -> last stdout line: path of the interpreter
 #
-# Source: Debian's source package python3.13 (suite trixie), fetched with `apt-get source`
+# Source: Debian's source package python3.13 (suite forky), fetched with `apt-get source`
 # through a private apt configuration (own sources list, state and cache folders) so the
 # machine's apt sources are never touched. Only the pristine upstream tarball
 # (python3.13_X.orig.tar.xz, identical to python.org's Python-X.tar.xz) is used: Debian's own
@@ -47,7 +47,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # What we build. The version comes from the checksum file so the two never disagree.
-suite=trixie
+suite=forky
 srcpkg=python3.13
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 sumfile="$here/cpython-source.sha256"

@@ -4,8 +4,8 @@
 #   interpreter/tsan-check.sh [SECONDS_PER_SCENARIO]      (default 2)
 #
 # Builds the patch series with --with-thread-sanitizer (build-cpython.sh --opt tsan: cached
-# like every variant, about 2x a plain build the first time), runs every scenario of
-# tests/interpreter/specialization_stress.py under it with CPython's own suppressions for
+# like every variant, about 2x a plain build the first time), runs every race scenario of
+# tests/interpreter/races/ (run.py) under it with CPython's own suppressions for
 # the races it already knows in the unpatched interpreter, and prints each report whose
 # stack reaches code the series adds or changes (specialize.c, the specialized instructions,
 # the function setters, the dict helper, the int freelist). Exit 1 if there is any such
@@ -22,8 +22,9 @@ log="$(mktemp -d)/tsan"
 supp="$prefix/share/pyparallel/suppressions_free_threading.txt"
 export TSAN_OPTIONS="halt_on_error=0 exitcode=0 second_deadlock_stack=1 log_path=$log suppressions=$supp"
 fail=0
-for scenario in $("$py" "$root/tests/interpreter/specialization_stress.py" --list); do
-  if ! "$py" "$root/tests/interpreter/specialization_stress.py" "$scenario" "$seconds"; then
+races="$root/tests/interpreter/races/run.py"
+for scenario in $("$py" "$races" --list); do
+  if ! "$py" "$races" "$scenario" "$seconds"; then
     echo "tsan-check: scenario $scenario failed" >&2
     fail=1
   fi

@@ -1,49 +1,15 @@
-"""Stress the specializing interpreter under real parallelism.
-
-    pyparallel tests/interpreter/specialization_stress.py SCENARIO [SECONDS]
-    pyparallel tests/interpreter/specialization_stress.py --list
-
-Each scenario warms a hot function up on one thread (so its instructions are specialized
-before any other thread runs), then runs reader threads through it while mutator threads
-change exactly what those specialized instructions read: instance attributes, class
-attributes and methods, __class__, module globals and builtins, dict sizes, lists, code
-objects and defaults. Readers check every value they see against the set of values a
-correct interpreter can produce; a wrong value, a crash or a hang fails the scenario.
-
-At the end the scenario prints one JSON line: reads done, bad reads, and which specialized
-forms the hot function ended with (the evidence that the specialized paths were exercised;
-the interpreter patches are interpreter/patches/). Exit status 0 only if nothing was wrong.
-Runs on any CPython >= 3.13; the ThreadSanitizer build runs it too (interpreter/README.md).
+"""The first race scenarios (issue 8's): specialized attribute, global, list and call forms
+read while other threads add and delete attributes, replace methods and class attributes,
+assign __class__, resize and rebind module globals, grow and shrink lists, swap __code__
+and __defaults__, and specialize fresh code while keys are inserted. Their values are
+mostly small ints and strings (immortal); the scenarios in the other files of this folder
+use mortal Boxes (harness.py).
 """
-import dis
-import json
-import sys
 import threading
 import time
 import types
 
-READERS = 3
-MUTATORS = 1
-
-
-class Scenario:
-    """A hot function for readers, a mutation for mutators, and a check of each result."""
-
-    def warm(self):
-        for _ in range(200):
-            self.read()
-
-    def read(self):
-        raise NotImplementedError
-
-    def mutate(self, i):
-        raise NotImplementedError
-
-    def ok(self, value):
-        raise NotImplementedError
-
-    def hot(self):
-        return self.read
+from harness import Scenario
 
 
 # --- instance attributes: add, delete, and a __dict__ materialized underneath -------------
@@ -424,78 +390,3 @@ SCENARIOS = {
     "code_replace": CodeReplace,
     "first_specialization": FirstSpecialization,
 }
-
-
-def specialized_forms(func):
-    """Names of the specialized instructions func's code holds now (adaptive disassembly)."""
-    base = set(dis.opname)
-    names = set()
-    try:
-        for ins in dis.get_instructions(func, adaptive=True):
-            if ins.opname not in base or ins.opname != ins.baseopname:
-                names.add(ins.opname)
-    except (TypeError, AttributeError):
-        pass
-    return sorted(names)
-
-
-def run(name, seconds):
-    sc = SCENARIOS[name]()
-    sc.warm()
-    warm_forms = specialized_forms(sc.hot())
-    stop = threading.Event()
-    reads = [0] * READERS
-    bad = []
-    errors = []
-
-    def reader(k):
-        try:
-            while not stop.is_set():
-                v = sc.read()
-                reads[k] += 1
-                if not sc.ok(v):
-                    bad.append(repr(v)[:200])
-                    stop.set()
-        except BaseException as exc:  # a wrong exception is a failure too
-            errors.append(f"reader: {type(exc).__name__}: {exc}")
-            stop.set()
-
-    def mutator():
-        i = 0
-        try:
-            while not stop.is_set():
-                sc.mutate(i)
-                i += 1
-        except BaseException as exc:
-            errors.append(f"mutator: {type(exc).__name__}: {exc}")
-            stop.set()
-
-    threads = [threading.Thread(target=reader, args=(k,)) for k in range(READERS)]
-    threads += [threading.Thread(target=mutator) for _ in range(MUTATORS)]
-    for t in threads:
-        t.start()
-    stop.wait(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    result = {"scenario": name, "reads": sum(reads), "bad": bad[:5], "errors": errors[:5],
-              "specialized_after_warmup": warm_forms,
-              "gil": getattr(sys, "_is_gil_enabled", lambda: True)()}
-    print(json.dumps(result), flush=True)
-    return 0 if not bad and not errors and all(reads) else 1
-
-
-def main(argv):
-    if argv[1:2] == ["--list"]:
-        print("\n".join(SCENARIOS))
-        return 0
-    if len(argv) < 2 or argv[1] not in SCENARIOS:
-        print(__doc__.strip().splitlines()[2], file=sys.stderr)
-        print("scenarios: " + ", ".join(SCENARIOS), file=sys.stderr)
-        return 2
-    seconds = float(argv[2]) if len(argv) > 2 else 1.5
-    return run(argv[1], seconds)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -4,6 +4,7 @@ that publishes its rewrite over an instrumented instruction (or RESUME that stor
 RESUME_CHECK over INSTRUMENTED_RESUME) loses PY_START events for good."""
 import sys
 import threading
+import time
 
 from harness import Box, Scenario, box_ok
 
@@ -62,17 +63,19 @@ class TracingToggle(Scenario):
         sys.monitoring.set_events(TOOL, sys.monitoring.events.PY_START)
         threading.setprofile_all_threads(self.on_profile)
         self.gen += 1                                  # 4k+1: on
-        self.pause()
+        self.hold("on")
         self.gen += 1                                  # 4k+2: switching off
         sys.monitoring.set_events(TOOL, 0)
         threading.setprofile_all_threads(None)
         self.gen += 1                                  # 4k+3: off
-        self.pause()
+        self.hold("off")
 
-    @staticmethod
-    def pause():
-        for _ in range(2000):
-            pass
+    def hold(self, phase):
+        """Stay in a stable phase until a reader has been checked in it (or 0.2 s)."""
+        seen = self.checked.count(phase)
+        deadline = time.monotonic() + 0.2
+        while self.checked.count(phase) == seen and time.monotonic() < deadline:
+            time.sleep(0.0005)
 
     def ok(self, value):
         before, after, mon, prof, out = value

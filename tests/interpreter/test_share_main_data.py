@@ -221,7 +221,8 @@ class Box:
 def items():
     yield Box(0)
     parked.set()
-    go.wait(20)                     # parked here, mid-tuple, while run() starts
+    if not go.wait(50):             # parked here, mid-tuple, while run() starts
+        raise RuntimeError("run() did not start")
     for i in range(1, 200):         # past tuple()'s first guess: _PyTuple_Resize
         yield Box(i)
 

@@ -228,7 +228,10 @@ ShareResult share_main_thread_data(std::span<PyObject* const> roots,
   // A fresh tracked object, so the heap visit calls walk_from_roots even when every other
   // object is frozen (the visit skips frozen ones).
   Ref first(PyList_New(0));
-  if (!first) return {};
+  if (!first) {
+    PyErr_Clear();  // out of memory: nothing is shared, which is safe
+    return {};
+  }
   PyUnstable_GC_VisitObjects(walk_from_roots, &walk);
   if (!walk.ran) {
     walk.result.refused = "the interpreter's heap visit found no object to start from";

@@ -5,11 +5,13 @@
 // pp::runtime_options() (interpreter/runtime_options.h).
 #include "interpreter/parallel_module.h"
 
+#include <string>
+#include <vector>
 #include "interpreter/parallel/gateway.h"
 #include "interpreter/parallel/runtime.h"
-#include <string>
 
 #include "core/limit_options.h"
+#include "interpreter/parallel/share.h"
 #include "interpreter/runtime_options.h"
 
 namespace pp {
@@ -98,11 +100,48 @@ PyObject* parallel_is_parallel_thread(PyObject* /*module*/, PyObject* /*unused*/
   return PyBool_FromLong(pp::is_parallel_thread());
 }
 
+/// parallel._share_main_thread_data(keep_types=()) -> dict: what run() does when it starts
+/// (interpreter/parallel/share.h), on its own, for tests and measurements: makes the data
+/// reachable from the modules and the caller's frames immortal, except instances of
+/// `keep_types` (and of their subclasses). Returns the counts, and why nothing was shared
+/// on another CPython. Not while run() runs: the runtime's handles would not be kept.
+PyObject* parallel_share_main_thread_data(PyObject* /*module*/, PyObject* args) {
+  PyObject* types = nullptr;
+  if (!PyArg_ParseTuple(args, "|O!:_share_main_thread_data", &PyTuple_Type, &types)) return nullptr;
+  if (pp::py::runtime_running() || pp::is_parallel_thread()) {
+    PyErr_SetString(PyExc_RuntimeError, "_share_main_thread_data() is for use outside run()");
+    return nullptr;
+  }
+  std::vector<PyTypeObject*> keep_types;
+  for (Py_ssize_t i = 0; types && i < PyTuple_GET_SIZE(types); ++i) {
+    PyObject* t = PyTuple_GET_ITEM(types, i);
+    if (!PyType_Check(t)) {
+      PyErr_SetString(PyExc_TypeError, "keep_types must be a tuple of types");
+      return nullptr;
+    }
+    keep_types.push_back(reinterpret_cast<PyTypeObject*>(t));
+  }
+  pp::py::ShareResult r = pp::py::share_main_thread_data({}, {}, keep_types);
+  PyObject* dict = PyDict_New();
+  if (dict == nullptr) return nullptr;
+  if (!set_item(dict, "walked", PyLong_FromSize_t(r.walked)) ||
+      !set_item(dict, "immortalized", PyLong_FromSize_t(r.immortalized)) ||
+      !set_item(dict, "kept_mortal", PyLong_FromSize_t(r.kept_mortal)) ||
+      !set_item(dict, "refused", str_of(r.refused))) {
+    Py_DECREF(dict);
+    return nullptr;
+  }
+  return dict;
+}
+
 // The module's method table: the `parallel` API grows here.
 PyMethodDef parallel_methods[] = {
     {"_options", parallel_options, METH_NOARGS,
      "_options()\n--\n\nThe runtime options in effect (workers, backend, numa_policy), their "
      "origin, and whether the pyparallel host set them."},
+    {"_share_main_thread_data", parallel_share_main_thread_data, METH_VARARGS,
+     "_share_main_thread_data(keep_types=(), /)\n--\n\nWhat run() does to share main-thread "
+     "data with the workers, on its own (tests, measurements); not inside run()."},
     {"cpu_count", parallel_cpu_count, METH_NOARGS,
      "cpu_count()\n--\n\nThe number of CPUs this process may run on."},
     {"is_parallel_thread", parallel_is_parallel_thread, METH_NOARGS,

@@ -125,10 +125,13 @@ def run(workers: int | None = None, backend: str | None = None,
     ``metrics_port``: serve Prometheus metrics at ``/metrics`` on that port of 127.0.0.1,
     or on ``"HOST:PORT"`` (overrides ``--metrics-port``/PYPARALLEL_METRICS_PORT).
 
-    ``share_main_data`` (default on, ``--share-main-data``): what exists when ``run()``
-    starts (modules, tables built at import, the app and its config) becomes immortal, so
-    workers read it without writing its reference counts; it is never freed. Objects with
-    a finalizer (``__del__``, open files, sockets) and pending timers' arguments stay mortal."""
+    ``share_main_data`` (default on, ``--share-main-data``): what the workers can reach when
+    ``run()`` starts (modules and their globals, the locals of the function calling
+    ``run()``, the registered protocols: tables built at import, the app and its config)
+    becomes immortal, so workers read it without writing its reference counts; it is never
+    freed. Objects with a finalizer (``__del__``, open files, sockets), pending timers'
+    arguments and what only another thread holds stay mortal. ``run()`` collects garbage
+    before it starts serving, and then ``gc.freeze()``-s what is alive, sharing or not."""
 def stop() -> None:
     """Ask ``run()`` to drain and return (as SIGTERM does). Callable from any thread."""
 def is_parallel_thread() -> bool: ...

@@ -539,16 +539,23 @@ void freeze_main_thread_data(bool share) {
     std::vector<PyObject*> keep;
     for (const Ref& ref : timer_refs) keep.push_back(ref.get());
     PyTypeObject* handles[] = {names().timer_type, names().transport_type};
-    ShareResult shared = share_main_thread_data(keep, handles);
+    std::vector<PyObject*> roots;  // what workers call: the registered protocols, gateways
+    for (Ref& ref : endpoints())
+      if (ProtocolInfo* p = reinterpret_cast<EndpointObject*>(ref.get())->protocol)
+        roots.insert(roots.end(), {p->cls.get(), p->initial_bytes.get(), p->gateway.get()});
+    ShareResult shared = share_main_thread_data(roots, keep, handles);
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0);
     if (shared.walked)
       pp::log("main-thread data shared with the workers: {} objects made immortal, {} kept "
               "mortal (finalizers, runtime handles), {:.0f} ms",
               shared.immortalized, shared.kept_mortal, ms.count());
   }
+  // Collected first: garbage (a cycle with __del__ among it) frozen would never be freed
+  // nor finalized. After the walk, the collector skips and untracks what it made immortal.
   Ref gc(PyImport_ImportModule("gc"));
+  Ref c(gc ? PyObject_CallMethod(gc.get(), "collect", nullptr) : nullptr);
   Ref r(gc ? PyObject_CallMethod(gc.get(), "freeze", nullptr) : nullptr);
-  if (!r) PyErr_Clear();
+  if (!c || !r) PyErr_Clear();
 }
 
 PyObject* run_on_main_thread(const Choice& choice) {

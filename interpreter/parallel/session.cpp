@@ -156,6 +156,9 @@ class Session {
     auto* t = PyObject_New(TransportObject, names().transport_type);
     if (!t) {
       log_exception("cannot create a transport", fetch_exception());
+      // No callback may see a null transport (the argument list of connection_lost
+      // would end at it): the instance goes too, so none runs.
+      instance_ = Ref();
       conn_.abort();
       return;
     }

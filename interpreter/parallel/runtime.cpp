@@ -748,6 +748,7 @@ PyObject* run_on_workers(const Choice& choice) {
     // the gate opens, and a failed start drains whatever was queued (below).
     std::lock_guard lock(r.mutex);
     r.main_open = true;
+    r.workers_joined = false;  // set by the last run's join: wait_main would not wait
   }
   Py_BEGIN_ALLOW_THREADS  // workers attach during set-up; a GIL build would deadlock
   started = pool.start(
@@ -798,10 +799,6 @@ PyObject* run_on_workers(const Choice& choice) {
   pool.stop();
   // Workers may be waiting on call_from_main_thread_and_wait while they drain: keep
   // serving the main queue until every worker has exited.
-  {
-    std::lock_guard lock(r.mutex);
-    r.workers_joined = false;
-  }
   std::thread joiner([&r, &pool] {
     pool.join();
     {
@@ -819,13 +816,17 @@ PyObject* run_on_workers(const Choice& choice) {
   Py_BEGIN_ALLOW_THREADS
   joiner.join();
   Py_END_ALLOW_THREADS
-  r.running = false;
-  set_gate(Gate::closed);
   {
     std::lock_guard lock(r.mutex);
     r.main_open = false;
   }
+  // The last main-thread calls run while the gate still says "stopping": a timer one of
+  // them makes is refused, as after any stop(). With the gate closed first, it went to the
+  // timers waiting for a next run() and kept its function and arguments (the API fuzzer's
+  // "leaks: sentinel timer").
   drain_main_queue();
+  r.running = false;
+  set_gate(Gate::closed);
   r.workers.clear();
   release_server_listeners();
   if (pending) {

@@ -1,9 +1,10 @@
 """Small runs of the runtime, one per --case, for test_pp_stop.py. Each prints what it
 saw, one ``KEY value`` line at a time, and exits 0.
 
-- ``join-cpu``: a worker's timer calls stop() and then keeps its worker busy for
-  --seconds; the main thread's CPU time over run() is printed (``MAIN_CPU``): it waits for
-  the workers to exit, it must not spin while it does.
+- ``join-cpu``: --rounds runs; in each, after --idle seconds of serving, a worker's timer
+  calls stop() and then keeps its worker busy for --seconds; the main thread's CPU time
+  over each run() is printed (``MAIN_CPU``): it waits, for work and then for the workers
+  to exit, and must not spin while it does.
 - ``large-sends``: a raw server answers ``big`` with --mib MiB that its clients never
   read, and says ``QUEUED n``; stopped (SIGTERM) with drain_timeout 0.5 s, its sends are
   still in flight at the drain deadline. After run() it prints ``LOST n``: how many
@@ -33,10 +34,11 @@ def join_cpu(args) -> None:
         parallel.stop()
         time.sleep(args.seconds)  # the worker stays busy; the main thread waits for it
 
-    parallel.timer(0.1, 0, stop_then_work)
-    cpu = time.thread_time()
-    parallel.run(workers=args.workers)
-    print('MAIN_CPU', round(time.thread_time() - cpu, 3), flush=True)
+    for _ in range(args.rounds):  # a later run() must not inherit the last one's state
+        parallel.timer(args.idle, 0, stop_then_work)
+        cpu = time.thread_time()
+        parallel.run(workers=args.workers)
+        print('MAIN_CPU', round(time.thread_time() - cpu, 3), flush=True)
 
 
 LOST = []
@@ -157,6 +159,7 @@ def main() -> int:
     ap.add_argument('--port', type=int, default=0)
     ap.add_argument('--workers', type=int, default=2)
     ap.add_argument('--seconds', type=float, default=3.0)
+    ap.add_argument('--idle', type=float, default=0.1)
     ap.add_argument('--mib', type=int, default=32)
     ap.add_argument('--rounds', type=int, default=5)
     args = _ARGS = ap.parse_args()

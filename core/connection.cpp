@@ -315,6 +315,14 @@ std::uint64_t ConnectionSet::ticks(std::chrono::milliseconds timeout) const {
                                     tick_length_);
 }
 
+void ConnectionSet::abort_all(std::int64_t error) {
+  for (Connection* c = head_; c != nullptr;) {
+    Connection* next = c->next_;  // abort may delete c (nothing in flight), never another
+    c->abort(error);
+    c = next;
+  }
+}
+
 void ConnectionSet::drop_all() {
   // Reached with live connections only when a worker is torn down without a full
   // drain (start-up failure, drain deadline): nothing is in flight any more.

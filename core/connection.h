@@ -205,8 +205,14 @@ class ConnectionSet {
   void set_metrics(WorkerMetrics* m) { metrics_ = m; }
   /// The metrics set by `set_metrics`, or null.
   WorkerMetrics* metrics() const { return metrics_; }
+  /// Aborts every connection (`Connection::abort(error)`): sends in flight are cancelled,
+  /// sockets closed; each is deleted, after `on_closed`, once its last operation has
+  /// completed, so the loop must run on. Past a drain's deadline, before `drop_all`: the
+  /// engine must not be left reading a deleted connection's send buffers.
+  void abort_all(std::int64_t error);
   /// Deletes every connection at once, without callbacks. Only when nothing is in
-  /// flight any more (the loop has stopped): a worker's last act.
+  /// flight any more (the loop has stopped; after `abort_all` and the loop's last turns):
+  /// a worker's last act.
   void drop_all();
   /// The limits every connection here obeys.
   const ConnectionLimits& limits() const { return limits_; }

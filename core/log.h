@@ -10,10 +10,13 @@
 namespace pp {
 
 /// Writes "pyparallel: <message>\n" to stderr in one write, so lines from several
-/// workers never interleave.
+/// workers never interleave, and flushes it: a C runtime may buffer a redirected stderr
+/// (Windows' does), and a service manager or a log file must see each line as it happens,
+/// not when the process exits.
 inline void log_line(std::string_view message) {
   auto line = fmt::format("pyparallel: {}\n", message);
   std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
 }
 
 /// fmt-style `log_line`.

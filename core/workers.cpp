@@ -12,6 +12,23 @@ WorkerPool::~WorkerPool() {
 
 bool WorkerPool::start(WorkerPoolConfig config, Setup setup, std::string& error) {
   config_ = std::move(config);
+  if (config_.backend == BackendKind::automatic) {
+    // Probed once, here, and every worker opens what it chose: each probing on its own
+    // could settle on another backend (a worker refused io_uring by a memory-lock limit
+    // falls back to epoll), silently, with only worker 0's reason logged. Now a worker
+    // that cannot open the chosen backend fails the start-up, saying why.
+    auto probe = open_loop(BackendKind::automatic, config_.loop);
+    if (!probe.loop) {
+      error = probe.error;
+      return false;
+    }
+    backend_reason_ = probe.reason;
+    if (!parse_backend_kind(probe.loop->backend_name(), config_.backend)) {
+      error = fmt::format("backend probe chose {}, which is no backend kind",
+                          probe.loop->backend_name());
+      return false;
+    }
+  }
   unsigned count = config_.count;
   if (count == 0) count = static_cast<unsigned>(config_.slots.size());
   if (count == 0) count = std::max(1u, std::thread::hardware_concurrency());
@@ -60,7 +77,7 @@ void WorkerPool::run_worker(Worker& w, const Setup& setup) {
     return;
   }
   w.loop_ = std::move(opened.loop);
-  if (w.index_ == 0) backend_reason_ = opened.reason;
+  if (w.index_ == 0 && backend_reason_.empty()) backend_reason_ = opened.reason;
   if (setup && !setup(w, err)) {
     if (config_.on_thread_exit) config_.on_thread_exit(w);
     report(fmt::format("worker {}: {}", w.index_, err));

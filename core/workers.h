@@ -91,7 +91,8 @@ class WorkerPool {
   std::size_t size() const { return workers_.size(); }
   /// Worker `i`, e.g. to `post` work to its loop from another thread.
   Worker& worker(std::size_t i) { return *workers_[i]; }
-  /// The backend choice line of the first worker (log it once).
+  /// The backend choice line (log it once): the probe's for `automatic`, which every
+  /// worker then opens; else the first worker's.
   const std::string& backend_reason() const { return backend_reason_; }
 
  private:

@@ -1,7 +1,8 @@
-// interpreter/parallel_module.cpp -- the `parallel` module (skeleton: options, identity).
-//
-// The real API (server, register, run, ...) arrives with its own issue: add its functions to
-// `parallel_methods` below and its state to the exec slot. Options reach the module through
+// interpreter/parallel_module.cpp -- the `parallel` module's definition: its identity
+// functions (_options, cpu_count, is_parallel_thread), and the exec slot that adds the
+// runtime's API (parallel/api.cpp: server, register, run, ...; its state -- names, types,
+// the registry -- is the module's state, released by the interpreter with the module) and
+// the WSGI/ASGI gateway (parallel/gateway.h). Options reach the module through
 // pp::runtime_options() (interpreter/runtime_options.h).
 #include "interpreter/parallel_module.h"
 
@@ -180,12 +181,12 @@ PyModuleDef parallel_module = {
     PyModuleDef_HEAD_INIT,
     "parallel",
     "Parallel protocol callbacks on every core (pyparallel runtime).",
-    0,  // no per-module state yet
+    pp::py::module_state_size,  // names, types, registry: released with the module
     parallel_methods,
     parallel_slots,
-    nullptr,
-    nullptr,
-    nullptr,
+    pp::py::module_traverse,
+    pp::py::module_clear,
+    pp::py::module_free,
 };
 
 }  // namespace

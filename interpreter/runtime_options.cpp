@@ -73,8 +73,9 @@ std::string_view backend_choices() {
 bool parse_workers(std::string_view text, unsigned& out, std::string& error) {
   unsigned long value = 0;
   if (!parse_uint(text, value) || value > max_workers) {
-    error = fmt::format("expects a whole number from 0 (one per CPU) to {}, got '{}'",
-                        max_workers, text);
+    error =
+        fmt::format("expects a whole number from 0 (callbacks on the main thread) to {}, got '{}'",
+                    max_workers, text);
     return false;
   }
   out = static_cast<unsigned>(value);
@@ -348,7 +349,8 @@ std::string runtime_help(std::string_view program) {
       "\n"
       "pyparallel runs Python with the parallel runtime built in (import parallel).\n"
       "Runtime options (before the script name; each also has an environment variable):\n"
-      "  --workers N        worker threads, 0 = one per CPU (PYPARALLEL_WORKERS)\n"
+      "  --workers N        worker threads (default: one per CPU); 0 runs every callback on\n"
+      "                     the main thread, for pdb and tests (PYPARALLEL_WORKERS)\n"
       "  --backend B        completion backend: {1} (PYPARALLEL_BACKEND)\n"
       "  --numa-policy P    worker placement: compact, scatter, none, node:K or a CPU list\n"
       "                     such as 0-3,8 (PYPARALLEL_NUMA_POLICY)\n"

@@ -29,7 +29,9 @@ std::string_view to_string(OptionOrigin origin);
 /// The runtime's options. Add new ones here, in `parse_runtime_args`, in the environment
 /// table of runtime_options.cpp, in `--help`, and in `parallel._options()`.
 struct RuntimeOptions {
-  /// Worker threads; 0 means one per CPU this process may run on.
+  /// Worker threads. 0 from --workers or PYPARALLEL_WORKERS runs every callback on the main
+  /// thread; the built-in 0 (workers_origin built_in) means one per CPU this process may
+  /// run on (parallel.run resolves it).
   unsigned workers = 0;
   /// The completion backend to open (`automatic` probes).
   BackendKind backend = BackendKind::automatic;

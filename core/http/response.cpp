@@ -5,11 +5,19 @@
 #include <algorithm>
 #include <charconv>
 
+#include "core/http/char_class.h"
 #include "core/http/date.h"
 #include "core/http/status.h"
 #include "core/metrics.h"
 
 namespace pp::http {
+
+bool is_token(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return detail::kTokenTable[static_cast<unsigned char>(c)] != 0;
+  });
+}
+
 namespace {
 
 void append_uint(std::string& out, std::uint64_t v) {

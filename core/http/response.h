@@ -41,6 +41,10 @@ struct ResponseHead {
 /// The Server header's value.
 inline constexpr std::string_view kServerName = "pyparallel";
 
+/// True when `name` may be a header field's name: one or more tchar (RFC 9110 5.6.2), so
+/// no space, NUL, ':' or other separator. For names an application hands over.
+bool is_token(std::string_view name);
+
 /// Appends "HTTP/1.1 <status> <reason>", Server, Date, Content-Type,
 /// Content-Length, Connection, `extra`, and the empty line. Use it alone for
 /// HEAD, for sendfile (the file follows) and for anything that streams its body.

@@ -1,7 +1,11 @@
 // interpreter/parallel/api.cpp -- the module's public functions and its set-up:
 // run/stop/stats, work hand-off between threads, and type registration.
 #include <condition_variable>
+#include <initializer_list>
 #include <mutex>
+#include <new>
+#include <utility>
+#include <vector>
 
 #include "core/inherit.h"
 #include "core/log.h"
@@ -18,9 +22,95 @@ PyObject* fn_register(PyObject*, PyObject*, PyObject*);
 PyObject* fn_file(PyObject*, PyObject*, PyObject*);
 PyObject* fn_timer(PyObject*, PyObject*);
 
+namespace {
+/// The module's Python-side state: the names, exceptions and types made at import, and
+/// the registry of endpoints. It lives in the module object (PEP 3121 state), so the
+/// interpreter releases it (module_clear/module_free) while it can still run Python; a
+/// static would be destroyed after Py_RunMain finalized the interpreter, its DECREFs
+/// running without a thread state. Zeroed by Python, filled by init_runtime_api.
+struct ModuleState {
+  Names names;
+  std::vector<Ref>* registered;  // owned; null until the module's exec slot ran
+};
+// The live module's state (one interpreter: Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED).
+ModuleState* state = nullptr;
+
+ModuleState* state_of(PyObject* module) {
+  return static_cast<ModuleState*>(PyModule_GetState(module));
+}
+
+template <class T>
+PyObject*& slot(T*& p) {
+  return reinterpret_cast<PyObject*&>(p);
+}
+
+// Every PyObject* the state holds, for traverse and clear.
+template <class F>
+void each_object(ModuleState& st, F&& f) {
+  Names& n = st.names;
+  for (PyObject** o : {&n.connection_made, &n.data_received, &n.send_complete, &n.connection_lost,
+                       &n.exception_handler, &n.initial_bytes_to_send, &n.http11, &n.qualname,
+                       &n.empty_bytes, &n.json_dumps, &n.parallel_error, &n.transport_closed_error,
+                       &slot(n.server_type), &slot(n.client_type), &slot(n.transport_type),
+                       &slot(n.response_type), &slot(n.file_response_type), &slot(n.timer_type)})
+    f(*o);
+}
+}  // namespace
+
 Names& names() {
-  static Names n{};
-  return n;
+  static Names none{};  // before import and after the module is gone: every name null
+  return state ? state->names : none;
+}
+
+std::vector<Ref>& endpoints() {
+  static std::vector<Ref> none;
+  return state && state->registered ? *state->registered : none;
+}
+
+std::mutex& registry_mutex() {
+  static std::mutex m;  // plain C++: nothing for the interpreter to release
+  return m;
+}
+
+const Py_ssize_t module_state_size = sizeof(ModuleState);
+
+int module_traverse(PyObject* module, visitproc visit, void* arg) {
+  ModuleState* st = state_of(module);
+  if (!st) return 0;
+  int rc = 0;
+  each_object(*st, [&](PyObject* o) {
+    if (!rc && o) rc = visit(o, arg);
+  });
+  if (st->registered)
+    for (const Ref& e : *st->registered)
+      if (!rc && e) rc = visit(e.get(), arg);
+  return rc;
+}
+
+int module_clear(PyObject* module) {
+  ModuleState* st = state_of(module);
+  if (!st) return 0;
+  // Never while run() serves: it runs inside one of this module's functions, which holds
+  // the module. The registry's endpoints own their ProtocolInfo (freed with them).
+  if (st->registered) {
+    std::vector<Ref> gone;
+    {
+      std::lock_guard lock(registry_mutex());
+      gone.swap(*st->registered);
+    }
+  }
+  each_object(*st, [](PyObject*& o) { Py_CLEAR(o); });
+  return 0;
+}
+
+void module_free(void* module) {
+  auto* m = static_cast<PyObject*>(module);
+  module_clear(m);
+  ModuleState* st = state_of(m);
+  if (!st) return;
+  delete st->registered;
+  st->registered = nullptr;
+  if (state == st) state = nullptr;
 }
 
 namespace {
@@ -118,10 +208,33 @@ PyObject* fn_submit_work(PyObject*, PyObject* args, PyObject* kwargs) {
   Py_RETURN_NONE;
 }
 
+// True when call_from_main_thread* runs func at once, on the calling thread: the thread
+// inside run() (with workers=0, the callbacks' own thread), or, when nothing serves, the
+// interpreter's main thread. Every other thread -- a worker, a `threading` thread -- has
+// the call queued for the thread inside run().
+bool call_here() {
+  if (is_parallel_thread()) return false;
+  if (on_run_thread()) return true;
+  if (runtime_running()) return false;
+  Ref threading(PyImport_ImportModule("threading"));
+  Ref main(threading ? PyObject_CallMethod(threading.get(), "main_thread", nullptr) : nullptr);
+  Ref ident(main ? PyObject_GetAttrString(main.get(), "ident") : nullptr);
+  if (!ident) {
+    PyErr_Clear();
+    return false;
+  }
+  return PyLong_AsUnsignedLong(ident.get()) == PyThread_get_thread_ident();
+}
+
+PyObject* refused_main() {
+  PyErr_SetString(names().parallel_error, "the runtime is not running");
+  return nullptr;
+}
+
 PyObject* fn_call_from_main_thread(PyObject*, PyObject* args) {
   Ref func, rest;
   if (!split_call(args, "call_from_main_thread", func, rest)) return nullptr;
-  if (!is_parallel_thread()) {  // already on the main thread (or no runtime)
+  if (call_here()) {
     Ref r(PyObject_Call(func.get(), rest.get(), nullptr));
     if (!r) return nullptr;
     Py_RETURN_NONE;
@@ -131,17 +244,14 @@ PyObject* fn_call_from_main_thread(PyObject*, PyObject* args) {
     if (!r) log_exception("call_from_main_thread function raised", fetch_exception());
     func = rest = Ref();
   });
-  if (!queued) {
-    PyErr_SetString(names().parallel_error, "the runtime is not running");
-    return nullptr;
-  }
+  if (!queued) return refused_main();
   Py_RETURN_NONE;
 }
 
 PyObject* fn_call_from_main_thread_and_wait(PyObject*, PyObject* args) {
   Ref func, rest;
   if (!split_call(args, "call_from_main_thread_and_wait", func, rest)) return nullptr;
-  if (!is_parallel_thread()) return PyObject_Call(func.get(), rest.get(), nullptr);
+  if (call_here()) return PyObject_Call(func.get(), rest.get(), nullptr);
   struct Slot {
     std::mutex m;
     std::condition_variable cv;
@@ -159,10 +269,7 @@ PyObject* fn_call_from_main_thread_and_wait(PyObject*, PyObject* args) {
     slot->done = true;
     slot->cv.notify_all();
   });
-  if (!queued) {
-    PyErr_SetString(names().parallel_error, "the runtime is not running");
-    return nullptr;
-  }
+  if (!queued) return refused_main();
   // Detached while waiting: the main thread needs to run Python (and, on a GIL build,
   // to hold the GIL) to answer us.
   Py_BEGIN_ALLOW_THREADS
@@ -180,6 +287,10 @@ PyObject* fn_call_from_main_thread_and_wait(PyObject*, PyObject* args) {
 }
 
 PyObject* fn_is_running(PyObject*, PyObject*) { return PyBool_FromLong(runtime_running()); }
+
+PyObject* fn_run_generation(PyObject*, PyObject*) {
+  return PyLong_FromUnsignedLongLong(run_generation());
+}
 
 }  // namespace
 
@@ -209,16 +320,21 @@ PyMethodDef runtime_methods[] = {
      "stats()\n--\n\nConnections, requests, bytes, responses by status, latency histogram, "
      "CPU and queue depth: in total and per worker (what /metrics shows)."},
     {"is_running", fn_is_running, METH_NOARGS, "is_running()\n--\n\nTrue inside run()."},
+    {"_run_generation", fn_run_generation, METH_NOARGS,
+     "_run_generation()\n--\n\nHow many times run() has begun (parallel._loop tells one run's "
+     "event loop from the next one's by it)."},
     {"submit_work", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_submit_work)),
      METH_VARARGS | METH_KEYWORDS,
      "submit_work(func, *args, callback=None, errback=None)\n--\n\nRun func(*args) on a worker; "
      "pass its result to callback, or its exception to errback. Any thread. Raises ParallelError "
      "unless run() is serving (not yet, or stop() was asked); work it accepted always runs."},
     {"call_from_main_thread", fn_call_from_main_thread, METH_VARARGS,
-     "call_from_main_thread(func, *args)\n--\n\nQueue func(*args) for the main thread."},
+     "call_from_main_thread(func, *args)\n--\n\nQueue func(*args) for the main thread (the "
+     "thread inside run()); called there, or on the main thread when nothing runs, it runs at "
+     "once. Any thread; ParallelError from other threads when run() is not running."},
     {"call_from_main_thread_and_wait", fn_call_from_main_thread_and_wait, METH_VARARGS,
      "call_from_main_thread_and_wait(func, *args)\n--\n\nRun func(*args) on the main thread and "
-     "return its result (or raise its exception)."},
+     "return its result (or raise its exception). Any thread, as call_from_main_thread."},
     {"timer", fn_timer, METH_VARARGS,
      "timer(duetime, period, func, *args)\n--\n\nCall func(*args) on a worker after duetime "
      "seconds, then every period seconds (0: once)."},
@@ -262,39 +378,49 @@ void take_inherited_sockets() {
 }  // namespace
 
 int init_runtime_api(PyObject* module) {
-  Names& n = names();
-  if (!n.connection_made) {
-    take_inherited_sockets();
-    n.connection_made = intern("connection_made");
-    n.data_received = intern("data_received");
-    n.send_complete = intern("send_complete");
-    n.connection_lost = intern("connection_lost");
-    n.exception_handler = intern("exception_handler");
-    n.initial_bytes_to_send = intern("initial_bytes_to_send");
-    n.http11 = intern("http11");
-    n.qualname = intern("__qualname__");
-    n.empty_bytes = PyBytes_FromStringAndSize("", 0);
-    if (!n.connection_made || !n.empty_bytes) return -1;
-    // JSON as TechEmpower expects it: compact separators, UTF-8 kept as is.
-    Ref json(PyImport_ImportModule("json"));
-    Ref functools(PyImport_ImportModule("functools"));
-    if (!json || !functools) return -1;
-    Ref dumps(PyObject_GetAttrString(json.get(), "dumps"));
-    Ref partial(PyObject_GetAttrString(functools.get(), "partial"));
-    Ref kwargs(Py_BuildValue("{s:(ss),s:O}", "separators", ",", ":", "ensure_ascii", Py_False));
-    Ref pargs(dumps ? PyTuple_Pack(1, dumps.get()) : nullptr);
-    if (!partial || !kwargs || !pargs) return -1;
-    n.json_dumps = PyObject_Call(partial.get(), pargs.get(), kwargs.get());
-    if (!n.json_dumps) return -1;
-    n.parallel_error = PyErr_NewExceptionWithDoc(
-        "parallel.ParallelError", "Base of every exception the parallel module raises.",
-        nullptr, nullptr);
-    if (!n.parallel_error) return -1;
-    n.transport_closed_error = PyErr_NewExceptionWithDoc(
-        "parallel.TransportClosedError", "The connection behind a transport is gone.",
-        n.parallel_error, nullptr);
-    if (!n.transport_closed_error) return -1;
+  ModuleState* st = state_of(module);
+  if (!st) return -1;
+  // Once per process: the sockets systemd passed are the process's, whichever import
+  // (a failed first one included) comes first.
+  static bool sockets_taken = false;
+  if (!std::exchange(sockets_taken, true)) take_inherited_sockets();
+  // Every import fills its own state from scratch: one that failed part-way leaves its
+  // half-built state to its module's module_free, not to the next import.
+  st->registered = new (std::nothrow) std::vector<Ref>;
+  if (!st->registered) {
+    PyErr_NoMemory();
+    return -1;
   }
+  Names& n = st->names;
+  n.connection_made = intern("connection_made");
+  n.data_received = intern("data_received");
+  n.send_complete = intern("send_complete");
+  n.connection_lost = intern("connection_lost");
+  n.exception_handler = intern("exception_handler");
+  n.initial_bytes_to_send = intern("initial_bytes_to_send");
+  n.http11 = intern("http11");
+  n.qualname = intern("__qualname__");
+  n.empty_bytes = PyBytes_FromStringAndSize("", 0);
+  if (!n.connection_made || !n.empty_bytes) return -1;
+  // JSON as TechEmpower expects it: compact separators, UTF-8 kept as is.
+  Ref json(PyImport_ImportModule("json"));
+  Ref functools(PyImport_ImportModule("functools"));
+  if (!json || !functools) return -1;
+  Ref dumps(PyObject_GetAttrString(json.get(), "dumps"));
+  Ref partial(PyObject_GetAttrString(functools.get(), "partial"));
+  Ref kwargs(Py_BuildValue("{s:(ss),s:O}", "separators", ",", ":", "ensure_ascii", Py_False));
+  Ref pargs(dumps ? PyTuple_Pack(1, dumps.get()) : nullptr);
+  if (!partial || !kwargs || !pargs) return -1;
+  n.json_dumps = PyObject_Call(partial.get(), pargs.get(), kwargs.get());
+  if (!n.json_dumps) return -1;
+  n.parallel_error = PyErr_NewExceptionWithDoc(
+      "parallel.ParallelError", "Base of every exception the parallel module raises.", nullptr,
+      nullptr);
+  if (!n.parallel_error) return -1;
+  n.transport_closed_error = PyErr_NewExceptionWithDoc("parallel.TransportClosedError",
+                                                       "The connection behind a transport is gone.",
+                                                       n.parallel_error, nullptr);
+  if (!n.transport_closed_error) return -1;
   if (PyModule_AddObjectRef(module, "ParallelError", n.parallel_error) < 0 ||
       PyModule_AddObjectRef(module, "TransportClosedError", n.transport_closed_error) < 0)
     return -1;
@@ -306,6 +432,7 @@ int init_runtime_api(PyObject* module) {
       !add_type(module, &timer_spec, n.timer_type))
     return -1;
   if (PyModule_AddStringConstant(module, "__version__", "0.1.0") < 0) return -1;
+  state = st;  // complete: the runtime's code reads it through names() and endpoints()
   return 0;
 }
 

@@ -63,7 +63,9 @@ bool append_sendable(PyObject* value, std::string& out) {
 
 namespace {
 
-std::vector<Ref> registered;
+// True while run() is under way, from its first step: the registry is read by the
+// workers as they start, so register() (and a second run()) must wait for the run's end.
+bool registry_closed = false;  // guarded by registry_mutex()
 
 // ---- Server / Client --------------------------------------------------------------
 
@@ -88,8 +90,8 @@ PyObject* endpoint_new(PyTypeObject* type, const char* host, int port, int backl
 void endpoint_dealloc(PyObject* self) {
   auto* e = reinterpret_cast<EndpointObject*>(self);
   delete e->host;
-  // The ProtocolInfo may be in use by a running worker; endpoints live in
-  // `registered` for the process's lifetime, so this runs only at exit.
+  // The ProtocolInfo may be in use by a running worker; a registered endpoint lives in
+  // the registry (module state) until the module goes, never while run() serves.
   delete e->protocol;
   PyTypeObject* type = Py_TYPE(self);
   PyObject_Free(self);
@@ -231,6 +233,11 @@ PyType_Slot file_response_slots[] = {
 }  // namespace
 
 // ---- Timer --------------------------------------------------------------------------
+
+namespace {
+/// The longest duetime or period (about 31 years): as nanoseconds it fits int64 with room.
+constexpr double kMaxTimerSeconds = 1e9;
+}  // namespace
 
 /// A timer's engine side, shared by the Timer object (to cancel it), the runtime (while it
 /// waits for run() or for a worker to arm it) and the loop it is armed on.
@@ -428,7 +435,15 @@ PyType_Spec file_response_spec = {"parallel.FileResponse", sizeof(FileResponseOb
 PyType_Spec timer_spec = {"parallel.Timer", sizeof(TimerObject), 0,
                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, timer_slots};
 
-std::vector<Ref>& endpoints() { return registered; }
+bool close_registry() {
+  std::lock_guard lock(registry_mutex());
+  return !std::exchange(registry_closed, true);
+}
+
+void open_registry() {
+  std::lock_guard lock(registry_mutex());
+  registry_closed = false;
+}
 
 // ---- module functions ---------------------------------------------------------------
 
@@ -480,15 +495,7 @@ PyObject* fn_register(PyObject*, PyObject* args, PyObject* kwargs) {
     PyErr_SetString(PyExc_TypeError, "protocol must be a class (one instance per connection)");
     return nullptr;
   }
-  if (runtime_running()) {
-    PyErr_SetString(names().parallel_error, "register() must come before run()");
-    return nullptr;
-  }
   auto* e = reinterpret_cast<EndpointObject*>(transport);
-  if (e->protocol) {
-    PyErr_Format(names().parallel_error, "%R already has a protocol", transport);
-    return nullptr;
-  }
   auto info = std::make_unique<ProtocolInfo>();
   info->cls = Ref::borrow(protocol);
   Ref qual(PyObject_GetAttr(protocol, names().qualname));
@@ -532,8 +539,29 @@ PyObject* fn_register(PyObject*, PyObject* args, PyObject* kwargs) {
     if (!info->initial_bytes) return nullptr;
     if (info->initial_bytes.get() == Py_None) info->initial_bytes = Ref();
   }
-  e->protocol = info.release();
-  registered.push_back(Ref::borrow(transport));
+  // Checked and added in one step under the registry's lock: a run() that began meanwhile
+  // on another thread is reading the registry.
+  enum { added, running, taken } outcome;
+  {
+    std::lock_guard lock(registry_mutex());
+    if (registry_closed) {
+      outcome = running;
+    } else if (e->protocol) {
+      outcome = taken;
+    } else {
+      endpoints().push_back(Ref::borrow(transport));
+      e->protocol = info.release();
+      outcome = added;
+    }
+  }
+  if (outcome == running) {
+    PyErr_SetString(names().parallel_error, "register() must come before run()");
+    return nullptr;
+  }
+  if (outcome == taken) {
+    PyErr_Format(names().parallel_error, "%R already has a protocol", transport);
+    return nullptr;
+  }
   Py_RETURN_NONE;
 }
 
@@ -562,8 +590,13 @@ PyObject* fn_timer(PyObject*, PyObject* args) {
   double period = PyFloat_AsDouble(PyTuple_GET_ITEM(args, 1));
   if (PyErr_Occurred()) return nullptr;
   PyObject* func = PyTuple_GET_ITEM(args, 2);
-  if (due < 0 || period < 0 || !PyCallable_Check(func)) {
-    PyErr_SetString(PyExc_ValueError, "timer: duetime and period must be >= 0, func callable");
+  // Written so that NaN fails too; the bound keeps the nanoseconds well inside int64 (a
+  // larger double would be cast with undefined behaviour).
+  if (!(due >= 0 && due <= kMaxTimerSeconds) || !(period >= 0 && period <= kMaxTimerSeconds) ||
+      !PyCallable_Check(func)) {
+    PyErr_Format(PyExc_ValueError,
+                 "timer: duetime and period must be 0 to %d seconds (not NaN), func callable",
+                 static_cast<int>(kMaxTimerSeconds));
     return nullptr;
   }
   auto state = std::make_shared<TimerState>();
@@ -598,7 +631,11 @@ PyObject* timer_on_this_thread(double seconds, PyObject* func) {
   state->func = Ref::borrow(func);
   state->args = Ref(PyTuple_New(0));
   if (!state->args) return nullptr;
-  state->due = std::chrono::nanoseconds(static_cast<long long>(std::max(0.0, seconds) * 1e9));
+  // asyncio's call_at may ask for anything: NaN or less is now, more than the bound is the
+  // bound (the loop re-arms as its own schedule changes).
+  if (!(seconds > 0)) seconds = 0;
+  seconds = std::min(seconds, kMaxTimerSeconds);
+  state->due = std::chrono::nanoseconds(static_cast<long long>(seconds * 1e9));
   state->gateway = true;
   auto* t = PyObject_New(TimerObject, names().timer_type);
   if (!t) return nullptr;

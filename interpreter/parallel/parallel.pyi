@@ -101,7 +101,9 @@ def file(path: str, content_type: str | None = None) -> FileResponse:
 
 def server(host: str, port: int, backlog: int = 4096) -> Server: ...
 def client(host: str, port: int) -> Client: ...
-def register(transport: Server | Client, protocol: type) -> None: ...
+def register(transport: Server | Client, protocol: type) -> None:
+    """Serve (or connect) ``transport`` with one ``protocol`` instance per connection. Any
+    thread, before ``run()``: ParallelError once a ``run()`` has begun, until it returns."""
 def run(workers: int | None = None, backend: str | None = None,
         numa_policy: str | None = None, *, header_timeout: float | None = None,
         keepalive_timeout: float | None = None, body_timeout: float | None = None,
@@ -119,7 +121,8 @@ def run(workers: int | None = None, backend: str | None = None,
     per worker (0: no limit).
 
     A stop drains: requests under way are answered (with ``Connection: close``), idle
-    keep-alive connections close, within ``drain_timeout`` seconds (default 5). Listening
+    keep-alive connections close, within ``drain_timeout`` seconds (default 5); those
+    still open then are aborted (their ``connection_lost`` gets the error). Listening
     sockets come from systemd (LISTEN_FDS, matched by address) or from an instance already
     serving the address (a zero-downtime restart) before being bound anew.
     ``metrics_port``: serve Prometheus metrics at ``/metrics`` on that port of 127.0.0.1,
@@ -155,8 +158,14 @@ def submit_work(
     accepted always runs, before ``run()`` returns. Raises ParallelError ("the runtime is
     not running" / "the runtime is stopping") before ``run()``, once ``stop()`` was asked,
     and after ``run()`` returned."""
-def call_from_main_thread(func: Callable[..., Any], *args: Any) -> None: ...
-def call_from_main_thread_and_wait(func: Callable[..., Any], *args: Any) -> Any: ...
+def call_from_main_thread(func: Callable[..., Any], *args: Any) -> None:
+    """Run ``func(*args)`` on the main thread (the thread inside ``run()``): queued from a
+    worker or a ``threading`` thread, at once when called there (or on the interpreter's
+    main thread while nothing runs). Its exception is logged. Raises ParallelError from
+    other threads when ``run()`` is not running."""
+def call_from_main_thread_and_wait(func: Callable[..., Any], *args: Any) -> Any:
+    """``call_from_main_thread``, then wait: returns func's result or raises its
+    exception."""
 
 class Timer:
     def cancel(self) -> None:
@@ -167,7 +176,8 @@ def timer(duetime: float, period: float, func: Callable[..., Any], *args: Any) -
     """Call ``func(*args)`` on a worker after ``duetime`` seconds, then every ``period``
     seconds (0: once). Made before ``run()``, it starts when ``run()`` begins. Timers end
     with the run: ``stop()`` cancels them and ``run()`` returns having released their
-    ``func`` and ``args``. Raises ParallelError once ``stop()`` was asked."""
+    ``func`` and ``args``. Raises ParallelError once ``stop()`` was asked, ValueError for a
+    duetime or period that is negative, NaN or over 1e9 seconds."""
 
 # ---- WSGI and ASGI applications (parallel.wsgi / parallel.asgi; -m parallel.serve) ----
 

@@ -79,6 +79,7 @@ namespace {
 /// One client connection being established.
 struct Connector {
   Operation op;
+  Operation cancel_op;  // past the drain deadline: ends a connect still in flight
   Endpoint endpoint;
   Handle sock = invalid_handle;
   EndpointObject* client = nullptr;
@@ -221,9 +222,39 @@ struct WorkerState {
     return false;
   }
 
+  /// After the drain, attached, before teardown: what the engine still has in flight must
+  /// end before its owners' memory goes (an io_uring send still reads its Outbound's
+  /// buffers; a connect its Connector). Accepted posts run first, however late: their
+  /// posters were told they would (a spread socket is in one, and would leak). Then the
+  /// connections still open are aborted (their sends cancelled, connection_lost told) and
+  /// the connects in flight cancelled, and the loop runs until they have completed, for
+  /// up to `kAbortGrace`: only what still has not completed by then is dropped unheard.
+  void finish(Loop& l) {
+    static constexpr auto kAbortGrace = std::chrono::seconds(2);
+    auto turn = [&] {
+      detach();
+      l.run_once(std::chrono::milliseconds(10));
+      ensure_attached();
+    };
+    while (posts_pending.load(std::memory_order_acquire) > 0) turn();
+    if (!busy()) return;
+    connections.abort_all(-ECANCELED);
+    for (auto& c : connectors) {
+      if (c->done) continue;
+      c->cancel_op.prep_cancel(
+          &c->op, [](Operation&, const Completion&) {}, nullptr);
+      loop->submit(c->cancel_op);
+    }
+    auto deadline = std::chrono::steady_clock::now() + kAbortGrace;
+    while (busy() && std::chrono::steady_clock::now() < deadline) turn();
+    if (connections.size() > 0)
+      pp::log("{} connection{} still in flight after the stop; dropped", connections.size(),
+              connections.size() == 1 ? "" : "s");
+  }
+
   /// Last act on this thread, attached: everything holding Python references goes
-  /// while the thread state (and the interpreter) still exist. Connections still open
-  /// after the drain deadline are dropped here.
+  /// while the thread state (and the interpreter) still exist. What `finish` could not
+  /// end is dropped here.
   void teardown() {
     acceptors.clear();
     connectors.clear();
@@ -247,6 +278,10 @@ struct Runtime {
   std::condition_variable wake_main;
   std::deque<std::function<void()>> main_queue;  // guarded by mutex
   bool main_open = false;                        // guarded by mutex: post_to_main accepts
+  bool workers_joined = false;                   // guarded by mutex: the stop's join is done
+  Loop* main_loop = nullptr;  // guarded by mutex: with workers=0, the loop run() waits in
+  std::atomic<unsigned long> run_thread{0};  // the thread inside run() (0: none)
+  std::atomic<std::uint64_t> generation{0};  // run() calls so far (run_generation)
   std::atomic<bool> running{false};
   std::atomic<bool> stop_requested{false};
   // Posting from any thread. A post holds `gate_mutex` shared while it reads `workers`
@@ -258,7 +293,10 @@ struct Runtime {
   std::atomic<unsigned> next_worker{0};
   std::vector<std::shared_ptr<TimerState>> pending_timers;  // guarded by gate_mutex
   std::vector<std::unique_ptr<WorkerState>> workers;  // fixed while the gate is not closed
-  std::vector<std::unique_ptr<Counters>> counters;    // the last run's, kept for stats()
+  // The last run's, kept for stats(). Replaced by run() under counters_mutex; stats()
+  // copies the pointers under it and reads the counters (atomics) after it.
+  std::mutex counters_mutex;
+  std::vector<std::shared_ptr<Counters>> counters;
   std::vector<ListenerSet> listeners;  // per server, this run's; workers take their share
 };
 
@@ -409,16 +447,19 @@ void drain_main_queue() {
   }
 }
 
-// Waits (detached) up to `timeout` for queued main-thread work or a stop.
-void wait_main(std::chrono::milliseconds timeout) {
+// Waits (detached) up to `timeout` for queued main-thread work, or, while serving
+// (`until_stop`), for a stop request. Not while stopping: the request stays set until run()
+// returns, so a wait that woke on it would return at once and the join loop would spin.
+void wait_main(std::chrono::milliseconds timeout, bool until_stop) {
   Runtime& r = rt();
   Py_BEGIN_ALLOW_THREADS
   {
     // Unlocked before re-attaching: a worker holding the GIL (or, free-threaded, taking
     // part in a stop-the-world pause) may be waiting for this mutex in post_to_main.
     std::unique_lock lock(r.mutex);
-    r.wake_main.wait_for(lock, timeout,
-                         [&] { return !r.main_queue.empty() || r.stop_requested; });
+    r.wake_main.wait_for(lock, timeout, [&] {
+      return !r.main_queue.empty() || (until_stop && r.stop_requested) || r.workers_joined;
+    });
   }
   Py_END_ALLOW_THREADS
 }
@@ -566,8 +607,10 @@ PyObject* run_on_main_thread(const Choice& choice) {
     return nullptr;
   }
   pp::log("{}; callbacks run on the main thread (workers=0)", opened.reason);
-  r.counters.clear();
-  r.counters.push_back(std::make_unique<Counters>());
+  {
+    std::lock_guard lock(r.counters_mutex);
+    r.counters.assign(1, std::make_shared<Counters>());
+  }
   auto ws = std::make_unique<WorkerState>(*r.counters.back(), choice.limits);
   ws->context.tstate = PyThreadState_Get();
   ws->context.attached = true;
@@ -580,6 +623,13 @@ PyObject* run_on_main_thread(const Choice& choice) {
   bool ok = ws->setup(*opened.loop, 0, 1, r.listeners, error);
   r.workers.push_back(std::move(ws));
   WorkerState& w = *r.workers.back();
+  {
+    // Threads of the script's own queue calls for this thread too; the loop is woken for
+    // them (post_to_main), since run() waits in it rather than on the main queue.
+    std::lock_guard lock(r.mutex);
+    r.main_open = true;
+    r.main_loop = opened.loop.get();
+  }
   if (ok) {
     open_gate();
     offer_server_listeners();
@@ -607,8 +657,16 @@ PyObject* run_on_main_thread(const Choice& choice) {
     detach();
     opened.loop->run_once(std::chrono::milliseconds(20));
     ensure_attached();
+    drain_main_queue();  // a thread waiting in call_from_main_thread_and_wait
   }
   ensure_attached();
+  {
+    std::lock_guard lock(r.mutex);
+    r.main_open = false;
+    r.main_loop = nullptr;
+  }
+  drain_main_queue();  // what was accepted runs
+  w.finish(*opened.loop);
   // Now, not in a thread_local or static destructor: the interpreter may be finalized
   // right after run() returns.
   w.teardown();
@@ -651,11 +709,14 @@ PyObject* run_on_workers(const Choice& choice) {
     }
   }
 
-  r.counters.clear();
-  for (unsigned i = 0; i < choice.workers; ++i) {
-    r.counters.push_back(std::make_unique<Counters>());
-    r.workers.push_back(std::make_unique<WorkerState>(*r.counters.back(), choice.limits));
+  {
+    std::lock_guard lock(r.counters_mutex);
+    r.counters.clear();
+    for (unsigned i = 0; i < choice.workers; ++i)
+      r.counters.push_back(std::make_shared<Counters>());
   }
+  for (unsigned i = 0; i < choice.workers; ++i)
+    r.workers.push_back(std::make_unique<WorkerState>(*r.counters[i], choice.limits));
   WorkerPoolConfig config;
   config.count = choice.workers;
   config.backend = choice.backend;
@@ -671,6 +732,7 @@ PyObject* run_on_workers(const Choice& choice) {
     WorkerState& ws = *r.workers[w.index()];
     if (!ws.context.tstate) return;
     ensure_attached();
+    ws.finish(w.loop());
     ws.teardown();
     ws.counters.detach_thread();
     set_thread_metrics(nullptr);
@@ -693,6 +755,7 @@ PyObject* run_on_workers(const Choice& choice) {
     // the gate opens, and a failed start drains whatever was queued (below).
     std::lock_guard lock(r.mutex);
     r.main_open = true;
+    r.workers_joined = false;  // set by the last run's join: wait_main would not wait
   }
   Py_BEGIN_ALLOW_THREADS  // workers attach during set-up; a GIL build would deadlock
   started = pool.start(
@@ -733,7 +796,7 @@ PyObject* run_on_workers(const Choice& choice) {
   MetricsServer metrics;
   bool stop = !start_metrics(choice.metrics, metrics);  // its error is re-raised below
   while (!stop) {
-    wait_main(std::chrono::milliseconds(100));
+    wait_main(std::chrono::milliseconds(100), /*until_stop=*/true);
     drain_main_queue();
     check_signals(stop);
   }
@@ -743,26 +806,34 @@ PyObject* run_on_workers(const Choice& choice) {
   pool.stop();
   // Workers may be waiting on call_from_main_thread_and_wait while they drain: keep
   // serving the main queue until every worker has exited.
-  std::atomic<bool> joined{false};
-  std::thread joiner([&] {
+  std::thread joiner([&r, &pool] {
     pool.join();
-    joined = true;
-    rt().wake_main.notify_all();
+    {
+      std::lock_guard lock(r.mutex);  // not lost between the waiter's check and its wait
+      r.workers_joined = true;
+    }
+    r.wake_main.notify_all();
   });
-  while (!joined) {
-    wait_main(std::chrono::milliseconds(20));
+  for (;;) {
+    wait_main(std::chrono::milliseconds(100), /*until_stop=*/false);
     drain_main_queue();
+    std::lock_guard lock(r.mutex);
+    if (r.workers_joined) break;
   }
   Py_BEGIN_ALLOW_THREADS
   joiner.join();
   Py_END_ALLOW_THREADS
-  r.running = false;
-  set_gate(Gate::closed);
   {
     std::lock_guard lock(r.mutex);
     r.main_open = false;
   }
+  // The last main-thread calls run while the gate still says "stopping": a timer one of
+  // them makes is refused, as after any stop(). With the gate closed first, it went to the
+  // timers waiting for a next run() and kept its function and arguments (the API fuzzer's
+  // "leaks: sentinel timer").
   drain_main_queue();
+  r.running = false;
+  set_gate(Gate::closed);
   r.workers.clear();
   release_server_listeners();
   if (pending) {
@@ -782,9 +853,21 @@ bool post_to_main(std::function<void()> fn) {
     std::lock_guard lock(r.mutex);
     if (!r.main_open) return false;
     r.main_queue.push_back(std::move(fn));
+    // workers=0: run() waits in its loop, not on wake_main. The loop lives while
+    // main_loop is set (cleared under this mutex before it goes).
+    if (r.main_loop) r.main_loop->post([] {});
   }
   r.wake_main.notify_all();
   return true;
+}
+
+std::uint64_t run_generation() {
+  return rt().generation.load();
+}
+
+bool on_run_thread() {
+  unsigned long t = rt().run_thread.load();
+  return t != 0 && t == PyThread_get_thread_ident();
 }
 
 bool post_to_runtime(std::function<void()> fn) {
@@ -862,14 +945,19 @@ void request_stop() {
 PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy,
                       PyObject* limits, PyObject* metrics_port, PyObject* share_main_data) {
   Runtime& r = rt();
-  if (r.running) {
-    PyErr_SetString(names().parallel_error, "run() is already running");
-    return nullptr;
-  }
   if (is_parallel_thread()) {
     PyErr_SetString(names().parallel_error, "run() cannot be called from a parallel callback");
     return nullptr;
   }
+  // From here to the end the registry is the run's: register() from another thread is
+  // refused rather than growing it while the workers read it.
+  if (!close_registry()) {
+    PyErr_SetString(names().parallel_error, "run() is already running");
+    return nullptr;
+  }
+  struct Reopen {
+    ~Reopen() { open_registry(); }
+  } reopen;
   Choice choice;
   if (!resolve_choice(workers, backend, numa_policy, limits, choice)) return nullptr;
   if (metrics_port && metrics_port != Py_None) {
@@ -897,6 +985,8 @@ PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_polic
   }
   freeze_main_thread_data(choice.share_main_data);
   r.stop_requested = false;
+  r.run_thread = PyThread_get_thread_ident();
+  r.generation.fetch_add(1);
   sigterm_seen = false;
 #if defined(_WIN32)
   // Windows has no sigaction; the C runtime's signal() takes SIGTERM (raised only by
@@ -912,6 +1002,7 @@ PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_polic
   PyObject* result = choice.workers == 0 ? run_on_main_thread(choice) : run_on_workers(choice);
   sigaction(SIGTERM, &old_term, nullptr);
 #endif
+  r.run_thread = 0;
   return result;
 }
 
@@ -974,7 +1065,12 @@ PyObject* collect_stats() {
   static const char* keys[5] = {"connections", "active_connections", "requests", "bytes_sent",
                                 "bytes_received"};
   auto get = [](const WorkerMetrics::Counter& c) { return c.load(std::memory_order_relaxed); };
-  for (auto& c : r.counters) {
+  std::vector<std::shared_ptr<Counters>> counters;  // kept alive while read: run() may replace them
+  {
+    std::lock_guard lock(r.counters_mutex);
+    counters = r.counters;
+  }
+  for (auto& c : counters) {
     std::uint64_t v[5] = {get(c->connections), get(c->active), get(c->requests),
                           get(c->bytes_sent), get(c->bytes_received)};
     Ref d(PyDict_New());

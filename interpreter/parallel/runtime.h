@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -98,6 +99,11 @@ Names& names();
 int init_runtime_api(PyObject* module);
 /// The runtime's part of the module's method table (null-terminated).
 extern PyMethodDef runtime_methods[];
+/// The module's state (names, types, the registry: api.cpp) and its GC and teardown slots.
+extern const Py_ssize_t module_state_size;
+int module_traverse(PyObject* module, visitproc visit, void* arg);
+int module_clear(PyObject* module);
+void module_free(void* module);
 
 // ---- per-thread interpreter attachment -----------------------------------------
 
@@ -153,8 +159,14 @@ bool post_to_loop(pp::Loop* loop, std::function<void()> fn);
 /// Sets ParallelError saying why a post was refused ("the runtime is not running" or
 /// "the runtime is stopping") and returns null.
 PyObject* raise_refused();
-/// Runs `fn` on the main thread inside `run()`. False when not running.
+/// Runs `fn` on the main thread inside `run()` (the thread that called it), from any
+/// other thread. False when not running; an accepted function runs before run() returns.
 bool post_to_main(std::function<void()> fn);
+/// True on the thread inside `run()`.
+bool on_run_thread();
+/// How many times run() has begun: tells one run's per-thread state from the next one's
+/// (a new loop may reuse a freed one's address).
+std::uint64_t run_generation();
 /// The calling runtime thread's loop (null off runtime threads).
 pp::Loop* current_loop();
 /// True inside `run()`.
@@ -202,7 +214,15 @@ void stop_timers(WorkerLocal& local);
 /// At teardown, on the runtime thread, attached: lets go of timers whose operations are
 /// still in flight (the loop is destroyed next, without completing them).
 void release_timers(WorkerLocal& local);
-/// Registered servers and clients (owned references), in registration order.
+/// Registered servers and clients (owned references), in registration order: the module
+/// state's registry (api.cpp). Changed only under `registry_mutex` while no run() is under
+/// way; read freely by run() and its workers.
 std::vector<Ref>& endpoints();
+/// Guards the registry's changes and whether run() is under way (objects.cpp).
+std::mutex& registry_mutex();
+/// run(), first: false when another run() is already under way. Until `open_registry`,
+/// register() raises ParallelError.
+bool close_registry();
+void open_registry();
 
 }  // namespace pp::py

@@ -156,6 +156,9 @@ class Session {
     auto* t = PyObject_New(TransportObject, names().transport_type);
     if (!t) {
       log_exception("cannot create a transport", fetch_exception());
+      // No callback may see a null transport (the argument list of connection_lost
+      // would end at it): the instance goes too, so none runs.
+      instance_ = Ref();
       conn_.abort();
       return;
     }
@@ -431,17 +434,25 @@ class Session {
       storage.reserve(2 * static_cast<std::size_t>(PyDict_Size(extra_headers.get())));
       while (PyDict_Next(extra_headers.get(), &pos, &k, &v)) {
         Ref vs(PyObject_Str(v));
-        const char* ks = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : nullptr;
-        const char* vc = vs ? PyUnicode_AsUTF8(vs.get()) : nullptr;
+        Py_ssize_t kn = 0, vn = 0;
+        const char* ks = PyUnicode_Check(k) ? PyUnicode_AsUTF8AndSize(k, &kn) : nullptr;
+        const char* vc = vs ? PyUnicode_AsUTF8AndSize(vs.get(), &vn) : nullptr;
         if (!ks || !vc) {
           if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "header names must be str");
           return fail_500(request, close, "Response.headers");
         }
-        std::string_view name(ks), val(vc);
-        // Header injection guard: a CR or LF would start a new field or response.
-        if (name.find_first_of("\r\n:") != std::string_view::npos ||
-            val.find_first_of("\r\n") != std::string_view::npos) {
-          PyErr_Format(PyExc_ValueError, "header %R contains CR, LF or ':'", k);
+        // With their lengths: a NUL must not cut a name or value short unseen.
+        std::string_view name(ks, static_cast<std::size_t>(kn)),
+            val(vc, static_cast<std::size_t>(vn));
+        // A name is an RFC 9110 token (no space, NUL, ':' or other separator: a client
+        // would read a different field, or none); a value holds no CR or LF (header
+        // injection: a new field or response) and no NUL.
+        if (!http::is_token(name)) {
+          PyErr_Format(PyExc_ValueError, "header name %R is not a token (RFC 9110)", k);
+          return fail_500(request, close, "Response.headers");
+        }
+        if (val.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+          PyErr_Format(PyExc_ValueError, "header %R: its value contains CR, LF or NUL", k);
           return fail_500(request, close, "Response.headers");
         }
         storage.emplace_back(name);

@@ -192,7 +192,8 @@ class UringLoop final : public Loop {
 
   // Submission side.
   io_uring_sqe* get_sqe();
-  void flush();
+  /// Submits what is queued; io_uring_submit's result (entries taken, or -errno).
+  int flush();
   void ensure_owner();
   void arm_accept(Operation& op);
   void arm_recv(Operation& op);
@@ -487,25 +488,41 @@ void UringLoop::ensure_owner() {
   block_sigpipe_on_this_thread();
 }
 
-void UringLoop::flush() {
+int UringLoop::flush() {
   ensure_owner();
   int rc = io_uring_submit(&ring_);
   if (rc == -EBUSY || rc == -EAGAIN) {
     // The kernel wants the CQ drained first; callbacks cannot run here, so park the CQEs.
     stash_cqes();
-    io_uring_submit(&ring_);
+    rc = io_uring_submit(&ring_);
   }
+  return rc;
 }
 
 io_uring_sqe* UringLoop::get_sqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  while (sqe == nullptr) {
-    // The SQ is full: hand it to the kernel now (the only syscall submit() ever makes).
-    flush();
-    sqe = io_uring_get_sqe(&ring_);
-    if (sqe == nullptr && sqpoll_) io_uring_sqring_wait(&ring_);
+  // The SQ is full: hand it to the kernel now (the only syscall submit() ever makes). It
+  // may refuse for a moment (EAGAIN: no memory for requests; EBUSY: a full CQ, which flush
+  // parks), so it is asked again, with a pause once the quick tries are spent. A refusal
+  // that lasts (about 5 s) or an error that will not pass would have this thread spin
+  // forever, unseen: say why and end the process instead. No caller can do without the
+  // entry, and the operations already in the ring cannot be completed without the kernel.
+  constexpr int kQuickTries = 16, kMaxTries = 5000;
+  for (int attempt = 0;; ++attempt) {
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
+    int rc = flush();
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
+    if (sqpoll_ && rc >= 0) io_uring_sqring_wait(&ring_);  // the kernel thread takes them
+    bool transient = rc >= 0 || rc == -EAGAIN || rc == -EBUSY || rc == -EINTR;
+    if (!transient || attempt >= kMaxTries) {
+      std::fprintf(stderr,
+                   "pyparallel: io_uring: the kernel refuses every submission (%s after %d "
+                   "tries); the loop cannot go on\n",
+                   rc < 0 ? std::strerror(-rc) : "the submission queue stays full", attempt + 1);
+      std::fflush(stderr);
+      std::abort();
+    }
+    if (attempt >= kQuickTries) ::usleep(1000);
   }
-  return sqe;
 }
 
 void UringLoop::submit(Operation& op) {

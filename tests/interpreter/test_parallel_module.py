@@ -121,6 +121,18 @@ def test_help_lists_runtime_and_python_options(pp):
         assert text in r.stdout
 
 
+def test_help_says_what_workers_0_does(pp):
+    """--workers 0 runs the callbacks on the main thread (README, run()); the help said
+    "0 = one per CPU", which is only what no --workers at all means."""
+    r = pp.run("--help")
+    line = " ".join(r.stdout[r.stdout.index("--workers N"):].split("PYPARALLEL_WORKERS")[0]
+                    .split())
+    assert "0 runs every callback on the main thread" in line, line
+    assert "one per CPU" in line and "0 = one per CPU" not in line, line
+    bad = pp.run("--workers", "x", "-c", "pass")
+    assert "0 (callbacks on the main thread)" in bad.stderr, bad.stderr
+
+
 def test_topology(pp):
     r = pp.run("--workers", "3", "--topology")
     assert r.returncode == 0, r.stderr

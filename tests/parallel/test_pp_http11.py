@@ -81,6 +81,17 @@ def test_response_objects(srv):
     assert status == 418 and body == "teapot \u2615".encode()
 
 
+def test_bad_response_header_names_and_values_are_500(srv):
+    """A header name that is not a token (a space, a NUL, a colon, empty) or a value with
+    a NUL is refused with a 500: sent, a client would read another field or none (a NUL
+    used to cut the name short unseen)."""
+    for n in range(5):
+        status, headers, body = srv.get(f"/bad_header?{n}")
+        assert status == 500 and b"must not be sent" not in body, (n, status, headers)
+    status, headers, body = srv.get("/bad_header?5")
+    assert (status, body, headers["x-ok"]) == (200, b"must not be sent", "fine")
+
+
 def test_response_subclass_is_a_response(srv):
     status, headers, body = srv.get("/response_subclass")
     assert (status, body) == (201, b"made by a subclass")

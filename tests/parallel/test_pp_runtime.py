@@ -4,8 +4,11 @@ that parallelism is real: two CPU-bound handlers on 2 workers overlap in time on
 free-threaded build and take turns on the GIL build.
 """
 import json
+import pathlib
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -84,6 +87,18 @@ def test_sigint_during_a_long_callback():
         code = srv.stop(signal.SIGINT)
     assert code == 0, f"exit {code}:\n{srv.output()[-3000:]}"
     assert srv.stop_seconds < 5 * SLOWDOWN
+
+
+def test_suite_started_with_sigint_ignored():
+    """`./pp test &` in a script: the shell (no job control) starts the suite with SIGINT
+    ignored, and the servers inherited that, so each stop by SIGINT hung until its
+    timeout. conftest.py restores SIGINT for everything the tests start."""
+    node = f"{__file__}::test_zero_workers_raw_protocol_and_main_thread_calls"
+    cmd = ["sh", "-c", 'trap "" INT; exec "$0" -m pytest -q -p no:cacheprovider "$1"',
+           sys.executable, node]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                         cwd=pathlib.Path(__file__).parents[2])
+    assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout[-3000:]
 
 
 # -- workers=0 ---------------------------------------------------------------------------

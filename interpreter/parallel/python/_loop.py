@@ -48,6 +48,7 @@ class WorkerLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__(_NoWaitSelector())
         self._engine_loop = parallel._gateway_loop()
+        self._run = parallel._run_generation()
         self._ident = threading.get_ident()
         self._driving = False
         self._wake_at: float | None = None
@@ -132,6 +133,10 @@ _local = threading.local()
 def this_thread_loop() -> WorkerLoop:
     """The calling runtime thread's WorkerLoop, made on first use."""
     loop = getattr(_local, "loop", None)
-    if loop is None or loop._engine_loop != parallel._gateway_loop():
-        loop = _local.loop = WorkerLoop()  # a new run() on this thread: a new engine loop
+    # A new run() on this thread (the main one, with workers=0) gets a new loop. Not told
+    # by the engine loop's address alone: a new one may reuse the last run's, and the old
+    # WorkerLoop's _wake_at, an engine timer that run released unfired, would hold off
+    # every timer of the new run.
+    if loop is None or loop._run != parallel._run_generation():
+        loop = _local.loop = WorkerLoop()
     return loop

@@ -77,6 +77,13 @@ class Routes:
     def response_str(self, transport, data):
         return parallel.Response('teapot \u2615', status=418)
 
+    def bad_header(self, transport, data):
+        # /bad_header?N: a header a client would misread -- its name with a space, a NUL
+        # or a colon, or its value with a NUL: each must become a 500, never be sent.
+        return parallel.Response(b'must not be sent', headers=[
+            {'Bad Name': 'v'}, {'X-Nul\x00Name': 'v'}, {'X-Colon:': 'v'}, {'': 'v'},
+            {'X-Nul-Value': 'a\x00b'}, {'X-Ok': 'fine'}][int(transport.http_query)])
+
     def response_subclass(self, transport, data):
         return Created(b'made by a subclass')
 

@@ -246,7 +246,11 @@ def test_cpu_bound_handlers_run_in_parallel():
         for _ in range(5):  # the machine is shared: one clear attempt in five suffices
             results = spin_pair(srv)
             assert all(r["parallel"] is True for r in results), results
-            assert results[0]["thread"] != results[1]["thread"]
+            if results[0]["thread"] == results[1]["thread"]:
+                # Which worker accepts a connection is the kernel's choice: on a loaded
+                # machine one worker can take both before the other is scheduled.
+                attempts.append("both connections on one worker")
+                continue
             span, overlap, cpu = measure(results)
             attempts.append((span, overlap, cpu))
             # Parallel: both ran at once, so the CPU time both spent exceeds the wall time

@@ -218,7 +218,9 @@ class GatewayConnection final : public Connection {
   /// kernel or the connection went (the app asks for its next block then); false, and
   /// `fn` is not kept, when the app may go on now.
   bool when_writable(PyObject* fn) {
-    if (closing() || out().queued_bytes() <= kLowWater) return false;
+    // Closing or not, `fn` runs: from on_drained, or from on_closed once the queue has
+    // gone (a graceful close) or been dropped (an abort).
+    if (out().queued_bytes() <= kLowWater) return false;
     writable_ = Ref::borrow(fn);
     return true;
   }

@@ -236,6 +236,28 @@ def test_a_client_leaving_an_endless_stream_frees_the_worker(srv):
     check_serving(srv)
 
 
+def test_an_app_streaming_empty_blocks_forever_does_not_hold_the_worker(srv):
+    # Neither a WSGI generator of empty blocks nor an ASGI app sending empty bodies in a
+    # loop ever waits for anything: both used to run on without returning to the loop.
+    socks = []
+    try:
+        for _ in range(2):  # one per worker, at least
+            s = socket.create_connection((srv.host, srv.port), timeout=5)
+            s.sendall(request("/empty_forever"))
+            socks.append(s)
+        time.sleep(0.3)
+        check_serving(srv)
+    finally:
+        for s in socks:
+            reset(s)
+    if srv.kind == "wsgi":  # the client went: the generator is closed
+        deadline = time.monotonic() + 5
+        while closed_routes(srv).count("/empty_forever") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert closed_routes(srv).count("/empty_forever") >= 2
+    check_serving(srv, 2)
+
+
 # ---- fault 2: back-pressure ------------------------------------------------------------
 
 def test_clients_reading_nothing_hold_back_the_stream_not_memory(srv):

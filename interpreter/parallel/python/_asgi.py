@@ -36,6 +36,9 @@ __all__ = ["adapter", "ASGIGateway", "ClientDisconnected", "LifespanError"]
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 
 
+_SENDS_PER_YIELD = 64  # body sends in a row that do not wait before one yields the loop
+
+
 class ClientDisconnected(OSError):
     """``send()`` of a response body after the client went away."""
 
@@ -48,7 +51,7 @@ class _Cycle:
     """One request-response cycle: the receive and send callables of one request."""
 
     __slots__ = ("ex", "loop", "body", "status", "headers", "done", "waiter", "name", "gone",
-                 "room", "ended")
+                 "room", "ended", "unyielding")
 
     def __init__(self, ex, loop, name: str) -> None:
         self.ex = ex
@@ -62,6 +65,7 @@ class _Cycle:
         self.gone = False  # the client went away before the response was complete
         self.room = None  # the future send() awaits while the client is behind
         self.ended = False  # complete by its framing while the app said more_body
+        self.unyielding = 0  # sends in a row that returned without suspending
         ex.on_disconnect = self.disconnected
         loop.requests += 1
 
@@ -101,7 +105,7 @@ class _Cycle:
             if self.status is not None:
                 raise RuntimeError("ASGI: http.response.start sent twice")
             status = message["status"]
-            if type(status) is not int:
+            if not isinstance(status, int) or isinstance(status, bool):  # HTTPStatus is fine
                 raise TypeError(f"ASGI: the status must be an int, not {type(status).__name__}")
             self.status = status
             self.headers = message.get("headers", ())
@@ -141,11 +145,19 @@ class _Cycle:
                 self._wake()
             elif ex.when_writable(self._writable):
                 # The client is behind: the next body waits until this one has gone.
+                self.unyielding = 0
                 room = self.room = self.loop.create_future()
                 try:
                     await room
                 finally:
                     self.room = None
+            else:
+                # An app whose sends never wait (empty bodies in a loop) must still let
+                # the worker serve its other connections now and then.
+                self.unyielding += 1
+                if self.unyielding >= _SENDS_PER_YIELD:
+                    self.unyielding = 0
+                    await asyncio.sleep(0)
         else:
             raise RuntimeError(f"ASGI: unexpected message type {kind!r}")
 

@@ -7,6 +7,7 @@ Routes (``?name=value`` selects a case):
   /ping                   a short fixed response
   /forever?length=&status=  an endless stream of 8 KiB blocks (server-sent events, a live
                           feed); with a Content-Length of `length`, or another status
+  /empty_forever          an endless stream of empty blocks (nothing ever waits)
   /slow?n=5&gap=0.4       n blocks, gap seconds apart
   /huge?mib=1024&id=X     mib blocks of 1 MiB, no Content-Length; progress under /progress
   /progress?id=X          {"made": MiB made so far, "closed": the stream was closed}
@@ -86,6 +87,12 @@ def wsgi(environ, start_response):
         start_response(q.get("status", "200 OK"), [("Content-Type", "text/event-stream"),
                                                    *length])
         return Closing("/forever", forever())
+    if path == "/empty_forever":
+        def empty_forever():
+            while True:
+                yield b""
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Closing("/empty_forever", empty_forever())
     if path == "/slow":
         n, gap = int(q.get("n", 5)), float(q.get("gap", 0.4))
 
@@ -213,6 +220,10 @@ async def asgi(scope, receive, send):
                     [("content-type", "text/event-stream"), *length])
         while True:
             await body(BLOCK, more=True)
+    elif path == "/empty_forever":
+        await start(200, [("content-type", "text/plain")])
+        while True:
+            await body(b"", more=True)
     elif path == "/slow":
         n, gap = int(q.get("n", 5)), float(q.get("gap", 0.4))
         await start(200, [("content-type", "text/plain")])

@@ -127,7 +127,7 @@ def main() -> int:
                                  "--app-dir", str(APPS), "--workers", "2", "--port", str(port)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_listening(port, proc)
+            wait_listening(port, proc, timeout=120)
             print(f"{kind}:", flush=True)
             stalled(proc.pid, port, args.stalled, args.stalled_mib, args.hold)
             steady(port, args.mib, args.rate_mib * (1 << 20))

@@ -190,7 +190,7 @@ def test_an_endless_stream_past_its_content_length_is_cut_there_and_closed(srv):
 def test_sigterm_stops_a_server_whose_clients_hold_endless_streams(srv):
     # Two HEADs of an endless stream used to pin both workers, and SIGTERM no longer
     # stopped the server. With HEADs, a client reading nothing and a slow one, it stops
-    # within its drain period (5 s).
+    # after its drain period (5 s).
     s = serve(f"hostile_app:{srv.kind}")
     socks = []
     try:
@@ -203,10 +203,10 @@ def test_sigterm_stops_a_server_whose_clients_hold_endless_streams(srv):
             socks.append(c)
         time.sleep(0.5)
         socks[3].recv(65536)
-        t = time.monotonic()
+        # The drain period (5 s) plus an exit; stop() kills after 15 s (times
+        # PP_TEST_SLOWDOWN) and then returns -9.
         code = s.stop(signal.SIGTERM, timeout=15)
         assert code == 0, s.output()[-3000:]
-        assert time.monotonic() - t < 8
     finally:
         for c in socks:
             c.close()

@@ -31,6 +31,10 @@ std::uint16_t local_port(Handle sock);
 /// the socket is not connected.
 bool peer_address(Handle sock, std::string& host, std::uint16_t& port);
 
+/// The local address a connected or bound socket uses, as (numeric host, port): where
+/// the server was reached, whatever the client's Host header says. False on error.
+bool local_address(Handle sock, std::string& host, std::uint16_t& port);
+
 /// Sends a FIN: the peer reads EOF once what is queued has arrived; reading goes on.
 void shutdown_send(Handle sock);
 

@@ -2,9 +2,15 @@
 // has to send, in order, and the single send/sendfile operation moving them.
 //
 // Responses are appended as they are produced (several per read when clients
-// pipeline) and leave in as few operations as possible: consecutive bytes
-// coalesce into one send, a file range becomes one sendfile. One operation is in
+// pipeline) and leave in few operations: consecutive bytes coalesce into one send, a
+// file range into one sendfile, each at most kMaxSendStep bytes. One operation is in
 // flight at a time, which keeps the byte order without any sequencing logic.
+//
+// Why a step: the send timeout (core/connection.h) measures progress, the time since a
+// send last completed. The backends finish a whole operation before completing it, so
+// one 100 MiB send to a slow but steady reader would look stalled for as long as it
+// takes; in steps of kMaxSendStep, a reader moving kMaxSendStep per send_timeout is
+// never cut, and one that reads nothing is cut send_timeout after its last step.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +21,11 @@
 #include "core/loop.h"
 
 namespace pp {
+
+/// The most one send or sendfile operation moves (see the file comment): 256 KiB, so
+/// the default send_timeout (60 s) cuts only a reader slower than about 4 KiB/s, and a
+/// large response costs one completion per 256 KiB, nothing next to the copy.
+inline constexpr std::uint64_t kMaxSendStep = 256u << 10;
 
 /// The queue of what a connection sends next. Owned by the connection; used only
 /// on its worker's thread.
@@ -40,7 +51,8 @@ class Outbound {
   bool in_flight() const { return in_flight_; }
   /// The send or sendfile in flight (to cancel it), or null.
   Operation* in_flight_op() { return in_flight_ ? &op_ : nullptr; }
-  /// Bytes queued but not yet handed to the engine (for back-pressure decisions).
+  /// Bytes queued and not yet sent, the step in flight included (for back-pressure
+  /// decisions).
   std::uint64_t queued_bytes() const;
 
   /// Submits the next operation for `sock` on `loop` unless one is in flight or
@@ -48,16 +60,17 @@ class Outbound {
   /// `complete` and then usually `flush` again.
   void flush(Loop& loop, Handle sock, CompletionFn cb, void* ctx);
   /// Takes the in-flight operation's completion. Returns its result: < 0 is the
-  /// error that ended it (the connection should close), otherwise bytes sent.
-  /// A send that moved fewer bytes than queued (a file that shrank) returns -ENODATA.
+  /// error that ended it (the connection should close), otherwise bytes sent (one step:
+  /// the segment may have more to send). A step that moved fewer bytes than asked (a
+  /// file that shrank) returns -ENODATA.
   std::int64_t complete(const Completion& completion);
   /// Drops everything queued (closing owned files). Not while in flight.
   void clear();
 
  private:
   struct Segment {
-    std::string bytes;                 // a bytes segment when file == invalid_handle
-    Handle file = invalid_handle;      // a file-range segment otherwise
+    std::string bytes;             // a bytes segment when file == invalid_handle
+    Handle file = invalid_handle;  // a file-range segment otherwise
     std::uint64_t offset = 0;
     std::uint64_t length = 0;
     bool owned = false;
@@ -67,6 +80,8 @@ class Outbound {
   std::deque<Segment> queue_;  // front() is in flight when in_flight_
   Operation op_;
   IoSlice slice_;
+  std::uint64_t front_sent_ = 0;  // bytes of front() already sent by earlier steps
+  std::uint64_t step_ = 0;        // bytes the operation in flight moves
   bool in_flight_ = false;
   std::string spare_;  // a sent bytes buffer kept for its capacity
 };

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <new>
 #include <string>
@@ -61,14 +62,15 @@ bool token_char(unsigned char c) {
          std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
 
-// A header name or value from Python as bytes: bytes as they are, str as Latin-1
-// (WSGI's "native strings"; ASCII in practice). `keep` owns an encoded copy.
-bool header_bytes(PyObject* o, std::string_view& out, Ref& keep) {
-  if (PyBytes_Check(o)) {
+// A header name or value from Python as bytes: WSGI's are str ("native strings",
+// Latin-1), ASGI's are bytes (`want_str` says which); the other type is a TypeError, as
+// PEP 3333 and the ASGI spec ask. `keep` owns an encoded copy.
+bool header_bytes(PyObject* o, bool want_str, std::string_view& out, Ref& keep) {
+  if (!want_str && PyBytes_Check(o)) {
     out = {PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o))};
     return true;
   }
-  if (PyUnicode_Check(o)) {
+  if (want_str && PyUnicode_Check(o)) {
     if (PyUnicode_IS_ASCII(o)) {
       Py_ssize_t n = 0;
       const char* s = PyUnicode_AsUTF8AndSize(o, &n);
@@ -81,8 +83,43 @@ bool header_bytes(PyObject* o, std::string_view& out, Ref& keep) {
     out = {PyBytes_AS_STRING(keep.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(keep.get()))};
     return true;
   }
-  PyErr_Format(PyExc_TypeError, "header names and values must be str or bytes, not %.100s",
-               Py_TYPE(o)->tp_name);
+  PyErr_Format(PyExc_TypeError, "header names and values must be %s, not %.100s",
+               want_str ? "str (WSGI)" : "bytes (ASGI)", Py_TYPE(o)->tp_name);
+  return false;
+}
+
+// A reason phrase or field value may hold HTAB, SP, VCHAR and obs-text (RFC 9110 5.5,
+// RFC 9112 4): any other control byte (CR and LF start a new field or response; NUL and
+// the rest are refused by strict clients and proxies) is the app's error.
+bool has_control(std::string_view s) {
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
+  }
+  return false;
+}
+
+// Hop-by-hop fields (RFC 9110 7.6.1) describe this connection, which is the server's to
+// frame and manage: an app's are dropped (docs/decisions.md, "the gateway frames every
+// response"); Connection: close is still honoured.
+bool hop_by_hop(std::string_view name) {
+  for (std::string_view h :
+       {"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"})
+    if (http::ascii_iequals(name, h)) return true;
+  return false;
+}
+
+// True when the comma-separated `value` lists `token` (case-insensitive).
+bool lists_token(std::string_view value, std::string_view token) {
+  while (!value.empty()) {
+    std::size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (http::ascii_iequals(item, token)) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
   return false;
 }
 
@@ -134,24 +171,13 @@ bool set_str(PyObject* dict, const char* key, PyObject* value) {
   return rc == 0;
 }
 
-// Host header -> (name, port); no Host: ("localhost", the socket's local port).
-void server_of(const http::Request& r, Handle sock, std::string& name, int& port) {
-  std::string_view host = r.header("Host");
-  port = 0;
-  if (!host.empty() && host.front() == '[') {  // [v6]:port
-    auto end = host.find(']');
-    name = std::string(host.substr(1, end == std::string_view::npos ? host.npos : end - 1));
-    if (end != std::string_view::npos && end + 1 < host.size() && host[end + 1] == ':')
-      std::from_chars(host.data() + end + 2, host.data() + host.size(), port);
-  } else if (!host.empty()) {
-    auto colon = host.rfind(':');
-    name = std::string(host.substr(0, colon));
-    if (colon != std::string_view::npos)
-      std::from_chars(host.data() + colon + 1, host.data() + host.size(), port);
-  } else {
-    name = "localhost";
-  }
-  if (port == 0) port = local_port(sock);
+// Where the client reached the server, (numeric host, port): the socket's local address
+// (the ASGI spec's `server`; SERVER_NAME/SERVER_PORT alike), never the client's Host
+// header, which the app reads as HTTP_HOST or the `host` header when it wants it.
+void server_of(Handle sock, std::string& name, int& port) {
+  std::uint16_t p = 0;
+  if (!local_address(sock, name, p)) name = "localhost";
+  port = p;
 }
 
 }  // namespace
@@ -187,6 +213,23 @@ class GatewayConnection final : public Connection {
 
   Handle sock() const { return socket(); }
 
+  /// Back-pressure for a streamed response: true when more than kLowWater bytes wait to
+  /// be sent, and then `fn()` runs once, on this worker, when they have all gone to the
+  /// kernel or the connection went (the app asks for its next block then); false, and
+  /// `fn` is not kept, when the app may go on now.
+  bool when_writable(PyObject* fn) {
+    // Closing or not, `fn` runs: from on_drained, or from on_closed once the queue has
+    // gone (a graceful close) or been dropped (an abort).
+    if (out().queued_bytes() <= kLowWater) return false;
+    writable_ = Ref::borrow(fn);
+    return true;
+  }
+
+  /// The most a streamed response queues before its app waits (when_writable): enough
+  /// to keep the kernel's send buffer full between two turns of the loop, small enough
+  /// that a client reading nothing costs little (the kernel's buffers hold the rest).
+  static constexpr std::uint64_t kLowWater = 64u << 10;
+
  protected:
   void on_open() override {
     ensure_attached();
@@ -209,10 +252,16 @@ class GatewayConnection final : public Connection {
   void on_resume() override { process({}); }
 
   void on_eof() override {
-    // A half-closed client is gone as far as an ASGI app is concerned (as in uvicorn):
-    // the response in progress learns of it through its disconnect.
-    close_after_send();
+    // A half-close ends the request side only (RFC 9112 9.6): the response in progress
+    // is finished, and so are complete requests pipelined before the FIN; then the
+    // connection closes. (A client that closed both ways is noticed when a send fails.)
+    eof_ = true;
+    if (!current_) close_after_send();
   }
+
+  // Everything queued went to the kernel: a streamed response waiting on when_writable
+  // asks its app for more.
+  void on_drained() override { call_writable(); }
 
   // A graceful stop: the response under way finishes (saying Connection: close when its
   // head is still to come), then the connection closes; an idle one is closed by the
@@ -231,7 +280,10 @@ class GatewayConnection final : public Connection {
   void on_closed(std::int64_t) override {
     ensure_attached();
     Counters::bump(thread_counters().active, static_cast<std::uint64_t>(-1));
-    if (!current_) return;
+    if (!current_) {
+      call_writable();
+      return;
+    }
     Ref ex = std::move(current_);
     auto* e = reinterpret_cast<ExchangeObject*>(ex.get());
     e->conn = nullptr;
@@ -240,6 +292,9 @@ class GatewayConnection final : public Connection {
       Ref r(PyObject_CallNoArgs(fn.get()));
       if (!r) log_exception("gateway disconnect callback raised", fetch_exception());
     }
+    // Then a stream waiting for room learns that the client is gone (after the disconnect
+    // callback, so that an app resuming from here already knows).
+    call_writable();
   }
 
  private:
@@ -296,6 +351,12 @@ class GatewayConnection final : public Connection {
       pending_.erase(0, pos);
     else if (pos < input.size() && !closing())
       pending_.assign(input.substr(pos));
+    if (eof_ && !current_ && !input_held() && !closing()) {
+      // Half-closed: every complete request is answered; what is left of a partial
+      // one can never complete.
+      close_after_send();  // may delete this: touch nothing after
+      return;
+    }
     if (!closing() && !input_held()) {
       if (current_) {
         // The app is still answering: no read deadline meanwhile (a long poll, a
@@ -316,6 +377,14 @@ class GatewayConnection final : public Connection {
     flush();
   }
 
+  void call_writable() {
+    if (!writable_) return;
+    ensure_attached();
+    Ref fn = std::move(writable_);
+    Ref r(PyObject_CallNoArgs(fn.get()));
+    if (!r) log_exception("gateway: a writable callback raised", fetch_exception());
+  }
+
   void maybe_continue() {
     if (continue_sent_ || request_.minor_version != 1 ||
         !http::ascii_iequals(request_.header("Expect"), "100-continue"))
@@ -330,11 +399,13 @@ class GatewayConnection final : public Connection {
   http::RequestParser parser_;
   http::Request request_;
   std::string pending_;
-  Ref current_;  // the exchange whose response is in progress after its handler returned
+  Ref current_;   // the exchange whose response is in progress after its handler returned
+  Ref writable_;  // when_writable's callback, until the queue drains or the connection goes
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool in_dispatch_ = false;
   bool continue_sent_ = false;
   bool head_complete_ = false;
+  bool eof_ = false;  // the client half-closed: close once no request is in progress
 };
 
 namespace {
@@ -355,12 +426,20 @@ bool on_its_worker(ExchangeObject* ex) {
 }
 
 // Writes the status line and the app's header fields, adding Server, Date and the
-// framing the app left out. Sets the exchange's framing. False with an exception set
-// for a bad status or header (nothing is written then).
+// framing. Sets the exchange's framing. False with an exception set for a bad status or
+// header (nothing is written then; the caller's failure path answers 500).
+//
+// The gateway frames every response itself, whatever the app says (docs/decisions.md):
+// hop-by-hop fields are dropped, a Content-Length must be one decimal number below
+// 2^63, and the final status must be 200-599 -- an informational status (1xx, 101
+// included: there is no upgrade) would make the client pair the next response with
+// this request.
 bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::int64_t length) {
   std::string head;
   head.reserve(256);
   int code = 0;
+  // WSGI gives its status as a str and its headers as str; ASGI gives an int and bytes.
+  bool str_headers = !PyLong_Check(status);
   head.append("HTTP/1.1 ");
   if (PyLong_Check(status)) {
     long value = PyLong_AsLong(status);  // (PyLong_AsInt is 3.13+; 3.11 builds too)
@@ -376,21 +455,34 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
   } else {
     std::string_view s;
     Ref keep;
-    if (!PyUnicode_Check(status) || !header_bytes(status, s, keep)) {
+    if (!PyUnicode_Check(status) || !header_bytes(status, true, s, keep)) {
       if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "status must be an int or a str");
       return false;
     }
     auto [end, ec] = std::from_chars(s.data(), s.data() + std::min<std::size_t>(3, s.size()), code);
     if (s.size() < 3 || ec != std::errc() || end != s.data() + 3 || code < 100 ||
-        (s.size() > 3 && s[3] != ' ') || s.find_first_of("\r\n") != s.npos) {
+        (s.size() > 3 && s[3] != ' ') || has_control(s)) {
       PyErr_Format(PyExc_ValueError, "status %R is not '<3-digit code> <reason>'", status);
       return false;
     }
     head.append(s);
+    if (s.size() == 3) {
+      // "200": the status line still needs its space (RFC 9112 4); the reason is ours.
+      head.push_back(' ');
+      head.append(http::reason_phrase(code));
+    }
+  }
+  if (code < 200 || code > 599) {
+    PyErr_Format(PyExc_ValueError,
+                 "status %d cannot end a response (a final status is 200-599; 1xx are "
+                 "interim, and there is no protocol upgrade)",
+                 code);
+    return false;
   }
   head.append("\r\n");
-  bool has_server = false, has_date = false, has_length = false, has_te = false, app_close = false;
-  std::int64_t app_length = -1;
+  bool bodiless_status = code == 204 || code == 304;
+  bool has_server = false, has_date = false, has_length = false, app_close = false;
+  std::uint64_t app_length = 0;
   Ref seq(PySequence_Fast(headers, "headers must be a list of (name, value) pairs"));
   if (!seq) return false;
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
@@ -408,31 +500,52 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
     Ref k(PySequence_GetItem(pair, 0)), v(PySequence_GetItem(pair, 1));
     std::string_view name, value;
     Ref kk, vk;
-    if (!k || !v || !header_bytes(k.get(), name, kk) || !header_bytes(v.get(), value, vk))
+    if (!k || !v || !header_bytes(k.get(), str_headers, name, kk) ||
+        !header_bytes(v.get(), str_headers, value, vk))
       return false;
     bool name_ok = !name.empty();
     for (char c : name) name_ok = name_ok && token_char(static_cast<unsigned char>(c));
-    if (!name_ok || value.find_first_of(std::string_view("\r\n\0", 3)) != value.npos) {
+    if (!name_ok || has_control(value)) {
       // Header injection guard: a CR or LF would start a new field or response.
       PyErr_Format(PyExc_ValueError, "invalid header %R: %R", k.get(), v.get());
       return false;
     }
     if (http::ascii_iequals(name, "content-length")) {
+      std::string_view digits = value;
+      while (!digits.empty() && (digits.front() == ' ' || digits.front() == '\t'))
+        digits.remove_prefix(1);
+      while (!digits.empty() && (digits.back() == ' ' || digits.back() == '\t'))
+        digits.remove_suffix(1);
       std::uint64_t len = 0;
-      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), len);
-      if (ec != std::errc() || end != value.data() + value.size()) {
-        PyErr_Format(PyExc_ValueError, "Content-Length %R is not a number", v.get());
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), len);
+      if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
+          len > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        PyErr_Format(PyExc_ValueError, "Content-Length %R is not a number below 2**63", v.get());
         return false;
       }
-      if (has_length) continue;  // one is enough
+      if (has_length) {
+        if (len != app_length) {
+          PyErr_Format(PyExc_ValueError, "two different Content-Lengths (%llu and %R)",
+                       static_cast<unsigned long long>(app_length), v.get());
+          return false;
+        }
+        continue;  // one is enough
+      }
       has_length = true;
-      app_length = static_cast<std::int64_t>(len);
-    } else if (http::ascii_iequals(name, "transfer-encoding")) {
-      has_te = true;  // the app frames its own body
-    } else if (http::ascii_iequals(name, "connection")) {
-      if (http::ascii_iequals(value, "close")) app_close = true;
-      continue;  // ours to say (keep-alive for HTTP/1.0, close)
-    } else if (http::ascii_iequals(name, "server")) {
+      app_length = len;
+      // RFC 9110 8.6: never on a 204; on a 304 it is the GET's length (sent as it is).
+      if (code == 204) continue;
+      head.append(name);  // as the app spelled it
+      head.append(": ");
+      append_uint(head, len);
+      head.append("\r\n");
+      continue;
+    }
+    if (hop_by_hop(name)) {
+      if (http::ascii_iequals(name, "connection") && lists_token(value, "close")) app_close = true;
+      continue;
+    }
+    if (http::ascii_iequals(name, "server")) {
       has_server = true;
     } else if (http::ascii_iequals(name, "date")) {
       has_date = true;
@@ -448,12 +561,11 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
     head.append("\r\n");
   }
   if (!has_date) head.append(http::date_header_line());
-  ex->no_body = ex->head || code < 200 || code == 204 || code == 304;
-  bool bodiless_status = code < 200 || code == 204 || code == 304;
+  ex->no_body = ex->head || bodiless_status;
   if (has_length) {
-    ex->declared = app_length;
-  } else if (has_te || bodiless_status) {
-    // Framed by the app, or no body by definition.
+    ex->declared = static_cast<std::int64_t>(app_length);
+  } else if (bodiless_status) {
+    // No body by definition, and no framing header.
   } else if (length >= 0) {
     ex->declared = length;
     head.append("Content-Length: ");
@@ -522,7 +634,8 @@ void finish(ExchangeObject* ex) {
   conn->response_finished(ex);  // may close and delete the connection
 }
 
-// Bytes-like -> a view (buffer protocol; str as UTF-8). `keep` holds what the view needs.
+// Bytes-like -> a view (buffer protocol). A str is a TypeError, in every path (PEP 3333
+// and ASGI bodies are bytes; its encoding would be a guess).
 bool body_view(PyObject* o, std::string_view& out, Py_buffer& view, bool& has_view) {
   has_view = false;
   if (PyBytes_Check(o)) {
@@ -530,11 +643,8 @@ bool body_view(PyObject* o, std::string_view& out, Py_buffer& view, bool& has_vi
     return true;
   }
   if (PyUnicode_Check(o)) {
-    Py_ssize_t n = 0;
-    const char* s = PyUnicode_AsUTF8AndSize(o, &n);
-    if (!s) return false;
-    out = {s, static_cast<std::size_t>(n)};
-    return true;
+    PyErr_SetString(PyExc_TypeError, "a body must be bytes, not str (encode it)");
+    return false;
   }
   if (PyObject_GetBuffer(o, &view, PyBUF_SIMPLE) < 0) {
     PyErr_Format(PyExc_TypeError, "a body must be bytes-like, not %.100s", Py_TYPE(o)->tp_name);
@@ -616,6 +726,19 @@ PyObject* ex_respond(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_TRUE;
 }
 
+// when_writable(fn): see GatewayConnection::when_writable. False (fn not kept) when the
+// app may go on at once, or the connection is gone or the response finished.
+PyObject* ex_when_writable(PyObject* self, PyObject* fn) {
+  if (!on_its_worker(EX)) return nullptr;
+  GatewayConnection* conn = live(EX);
+  if (!conn) Py_RETURN_FALSE;
+  if (!PyCallable_Check(fn)) {
+    PyErr_SetString(PyExc_TypeError, "when_writable(fn): fn must be callable");
+    return nullptr;
+  }
+  return PyBool_FromLong(conn->when_writable(fn));
+}
+
 // sendfile(fd, offset, count): `count` bytes of the open file `fd` (owned from now on:
 // closed once sent) from `offset`, page cache to socket, in the response's framing.
 PyObject* ex_sendfile(PyObject* self, PyObject* args) {
@@ -684,6 +807,9 @@ PyObject* ex_fail(PyObject* self, PyObject*) {
 }
 
 PyObject* ex_environ(PyObject* self, PyObject* base) {
+  // Its views point into the connection's input, which the worker reuses for the next
+  // request as soon as the handler returns: another thread must not read them.
+  if (!on_its_worker(EX)) return nullptr;
   const http::Request* r = EX->request;
   if (!r || !EX->conn) {
     PyErr_SetString(names().parallel_error, "environ() is read during the handler call only");
@@ -700,7 +826,7 @@ PyObject* ex_environ(PyObject* self, PyObject* base) {
   std::uint16_t rport = 0;
   int sport = 0;
   peer_address(EX->conn->sock(), host, rport);
-  server_of(*r, EX->conn->sock(), name, sport);
+  server_of(EX->conn->sock(), name, sport);
   std::string path = percent_decode(r->path);
   if (!set_str(d, "REQUEST_METHOD", latin1(r->method)) || !set_str(d, "PATH_INFO", latin1(path)) ||
       !set_str(d, "QUERY_STRING", latin1(r->query)) || !set_str(d, "RAW_URI", latin1(r->target)) ||
@@ -715,6 +841,7 @@ PyObject* ex_environ(PyObject* self, PyObject* base) {
     if (h.name.find('_') != std::string_view::npos) continue;  // HTTP_X_Y would be ambiguous
     bool is_type = http::ascii_iequals(h.name, "content-type");
     bool is_length = http::ascii_iequals(h.name, "content-length");
+    if (is_length) continue;  // set below, from the parsed length
     key.assign(is_type || is_length ? "" : "HTTP_");
     for (char c : h.name)
       key.push_back(c == '-' ? '_' : (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c);
@@ -732,14 +859,17 @@ PyObject* ex_environ(PyObject* self, PyObject* base) {
     }
     if (!value || PyDict_SetItemString(d, key.c_str(), value.get()) < 0) return nullptr;
   }
-  if (r->chunked) {
-    // The decoded body's length: apps that read CONTENT_LENGTH bytes get all of it.
+  if (r->chunked || !r->header("Content-Length").empty()) {
+    // The body's length as the parser read it, never the raw field (which may be a list
+    // of equal values, "3, 3"): for a chunked body, the decoded length, so apps that
+    // read CONTENT_LENGTH bytes get all of it.
     if (!set_str(d, "CONTENT_LENGTH", PyUnicode_FromFormat("%zu", r->body.size()))) return nullptr;
   }
   return env.release();
 }
 
 PyObject* ex_scope(PyObject* self, PyObject* base) {
+  if (!on_its_worker(EX)) return nullptr;  // as environ(): views into the worker's input
   const http::Request* r = EX->request;
   if (!r || !EX->conn) {
     PyErr_SetString(names().parallel_error, "scope() is read during the handler call only");
@@ -756,7 +886,7 @@ PyObject* ex_scope(PyObject* self, PyObject* base) {
   std::uint16_t rport = 0;
   int sport = 0;
   bool have_peer = peer_address(EX->conn->sock(), host, rport);
-  server_of(*r, EX->conn->sock(), name, sport);
+  server_of(EX->conn->sock(), name, sport);
   std::string path = percent_decode(r->path);
   Ref headers(PyList_New(static_cast<Py_ssize_t>(r->num_headers)));
   if (!headers) return nullptr;
@@ -773,9 +903,9 @@ PyObject* ex_scope(PyObject* self, PyObject* base) {
   }
   if (!set_str(d, "http_version", PyUnicode_FromString(EX->http10 ? "1.0" : "1.1")) ||
       !set_str(d, "method", latin1(r->method)) ||
-      !set_str(d, "path",
-               PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()),
-                                    "surrogateescape")) ||
+      !set_str(
+          d, "path",
+          PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "replace")) ||
       !set_str(d, "raw_path", bytes_from(r->path)) ||
       !set_str(d, "query_string", bytes_from(r->query)) ||
       PyDict_SetItemString(d, "headers", headers.get()) < 0 ||
@@ -854,6 +984,10 @@ PyMethodDef exchange_methods[] = {
      "start(status, headers, length=-1)\n--\n\nSend the response head; length -1: unknown "
      "(chunked on HTTP/1.1)."},
     {"write", ex_write, METH_O, "write(data)\n--\n\nSend body bytes."},
+    {"when_writable", ex_when_writable, METH_O,
+     "when_writable(fn)\n--\n\nTrue when the queued output is over the low-water mark: fn() "
+     "then runs once, on the worker, when it has gone to the kernel or the connection went. "
+     "False (fn not kept) when the app may go on now."},
     {"sendfile", ex_sendfile, METH_VARARGS,
      "sendfile(fd, offset, count)\n--\n\nSend a file range from the page cache; takes fd."},
     {"finish", ex_finish, METH_NOARGS, "finish()\n--\n\nThe response is complete."},

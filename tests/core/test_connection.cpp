@@ -105,6 +105,45 @@ TEST_CASE("send timeout: a client that never reads is closed with ETIMEDOUT") {
   }
 }
 
+TEST_CASE("send timeout measures progress: a slow but steady reader of one big send is kept") {
+  // One 6 MiB segment to a reader taking 64 KiB every 20 ms (about 3 MiB/s): the whole
+  // send takes ~2 s, far past the 500 ms send timeout, but bytes keep moving. Sent as
+  // one operation, its completion came only at the end and the timeout cut it.
+  for (BackendKind kind : available_backends()) {
+    INFO("backend: " << to_string(kind));
+    auto opened = open_loop(kind);
+    REQUIRE(opened.loop);
+    Loop& loop = *opened.loop;
+    ConnectionLimits limits;
+    limits.send_timeout = 500ms;
+    ConnectionSet set(limits);
+    Setup s;
+    set_buffer_sizes(s.pair.client.get(), 0, 65536);
+    set_buffer_sizes(s.pair.server.get(), 65536, 0);
+    bool closed = false;
+    std::int64_t error = 0;
+    auto* c = new TestConnection(loop, s.pair.server.release(), set, &closed, &error);
+    set.add(c);
+    const std::string big = pattern(6 << 20, 5);
+    c->out().append(big);
+    c->flush();
+    std::string got;
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (got.size() < big.size() && !closed && std::chrono::steady_clock::now() < deadline) {
+      run_for(loop, 20ms);
+      char buf[65536];
+      ssize_t n = ::recv(s.pair.client.get(), buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+    }
+    CHECK_FALSE(closed);
+    CHECK(error == 0);
+    CHECK(got.size() == big.size());
+    CHECK(got == big);
+    set.close_all();
+    REQUIRE(run_until(loop, [&] { return closed && !set.busy(); }));
+  }
+}
+
 TEST_CASE("read timeouts: raw connections have none; an expected wait expires") {
   for (BackendKind kind : available_backends()) {
     INFO("backend: " << to_string(kind));

@@ -6,12 +6,16 @@ worker that owns its connection, in that worker's event loop (parallel._loop), s
 decoded); ``receive()`` returns the whole body as one ``http.request`` message, then
 waits for ``http.disconnect`` (the client went away, or the response is complete).
 ``send()`` takes ``http.response.start`` and ``http.response.body`` messages; a body
-with ``more_body`` streams (chunked when the app gave no Content-Length), and later
-pipelined requests on that connection wait until the response is complete.
+with ``more_body`` streams (chunked when the app gave no Content-Length; the app's
+hop-by-hop headers are dropped, docs/decisions.md). ``send()`` of a body waits while
+more than a low-water mark of output is queued for a client that reads slowly, so a
+client that reads nothing holds back the app, not the server's memory. Later pipelined
+requests on that connection wait until the response is complete.
 
 Errors: an exception before ``http.response.start`` went out is a 500, after it the
-connection is closed; both are logged and the server goes on. Sending on a connection
-that is gone does nothing (the app learns of it from ``receive()``).
+connection is closed; both are logged and the server goes on. A body sent after the
+client went away raises ``ClientDisconnected`` (an OSError, as the ASGI spec asks), so
+an endless stream stops; the app also learns of it from ``receive()``.
 
 Lifespan: ``startup()`` and ``shutdown()`` on the protocol class (``with
 cls.lifespan(): parallel.run()``, which ``-m parallel.serve`` does) run the app's
@@ -27,9 +31,16 @@ import sys
 from parallel._errors import log_app_error
 from parallel._loop import this_thread_loop
 
-__all__ = ["adapter", "ASGIGateway", "LifespanError"]
+__all__ = ["adapter", "ASGIGateway", "ClientDisconnected", "LifespanError"]
 
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
+
+
+_SENDS_PER_YIELD = 64  # body sends in a row that do not wait before one yields the loop
+
+
+class ClientDisconnected(OSError):
+    """``send()`` of a response body after the client went away."""
 
 
 class LifespanError(RuntimeError):
@@ -39,7 +50,8 @@ class LifespanError(RuntimeError):
 class _Cycle:
     """One request-response cycle: the receive and send callables of one request."""
 
-    __slots__ = ("ex", "loop", "body", "status", "headers", "done", "waiter", "name", "gone")
+    __slots__ = ("ex", "loop", "body", "status", "headers", "done", "waiter", "name", "gone",
+                 "room", "ended", "unyielding")
 
     def __init__(self, ex, loop, name: str) -> None:
         self.ex = ex
@@ -51,6 +63,9 @@ class _Cycle:
         self.waiter = None
         self.name = name
         self.gone = False  # the client went away before the response was complete
+        self.room = None  # the future send() awaits while the client is behind
+        self.ended = False  # complete by its framing while the app said more_body
+        self.unyielding = 0  # sends in a row that returned without suspending
         ex.on_disconnect = self.disconnected
         loop.requests += 1
 
@@ -74,6 +89,13 @@ class _Cycle:
         """The connection went away before the response was complete (engine callback)."""
         self.gone = True
         self._wake()
+        self._writable()
+
+    def _writable(self) -> None:
+        """The queued output has gone to the kernel, or the client went (engine callback)."""
+        room = self.room
+        if room is not None and not room.done():
+            room.set_result(None)
         self.loop.drive()
 
     async def send(self, message) -> None:
@@ -82,15 +104,25 @@ class _Cycle:
         if kind == "http.response.start":
             if self.status is not None:
                 raise RuntimeError("ASGI: http.response.start sent twice")
-            self.status = message["status"]
+            status = message["status"]
+            if not isinstance(status, int) or isinstance(status, bool):  # HTTPStatus is fine
+                raise TypeError(f"ASGI: the status must be an int, not {type(status).__name__}")
+            self.status = status
             self.headers = message.get("headers", ())
         elif kind == "http.response.body":
             if self.status is None:
                 raise RuntimeError("ASGI: http.response.body before http.response.start")
-            if self.done:
-                raise RuntimeError("ASGI: http.response.body after the response was complete")
             body = message.get("body", b"")
             more = message.get("more_body", False)
+            if self.ended:
+                if not more:
+                    return  # the app's last message, after its framing ended the response
+                raise ClientDisconnected("ASGI: the response is complete (HEAD, 204, 304 or "
+                                         "its Content-Length reached)")
+            if self.done:
+                raise RuntimeError("ASGI: http.response.body after the response was complete")
+            if self.gone or ex.closed:
+                raise ClientDisconnected("ASGI: the client went away")
             if not ex.started:
                 if not more:
                     self.done = True
@@ -104,6 +136,28 @@ class _Cycle:
                 self.done = True
                 ex.finish()
                 self._wake()
+            elif ex.complete:
+                # Nothing more can be sent (HEAD, 204, 304, all of the Content-Length): the
+                # response ends now, and the app's next body with more_body raises, so an
+                # endless stream stops instead of spinning on sends that never wait.
+                self.done = self.ended = True
+                ex.finish()
+                self._wake()
+            elif ex.when_writable(self._writable):
+                # The client is behind: the next body waits until this one has gone.
+                self.unyielding = 0
+                room = self.room = self.loop.create_future()
+                try:
+                    await room
+                finally:
+                    self.room = None
+            else:
+                # An app whose sends never wait (empty bodies in a loop) must still let
+                # the worker serve its other connections now and then.
+                self.unyielding += 1
+                if self.unyielding >= _SENDS_PER_YIELD:
+                    self.unyielding = 0
+                    await asyncio.sleep(0)
         else:
             raise RuntimeError(f"ASGI: unexpected message type {kind!r}")
 
@@ -113,7 +167,9 @@ class _Cycle:
             if not self.done:
                 raise RuntimeError("the application returned before its response was complete")
         except Exception as exc:
-            if not self.gone:  # an app failing because its client left is not news
+            # An app failing because its client left, or because its framing ended the
+            # response (ClientDisconnected from send), is not news.
+            if not (self.gone or (self.ended and isinstance(exc, ClientDisconnected))):
                 ex = self.ex
                 outcome = ("after its response was complete" if ex.finished else
                            "connection closed" if ex.started else "answered 500")
@@ -235,13 +291,14 @@ def adapter(app) -> type:
     """The protocol class serving ``app``: ``register(server, parallel.asgi(app))``."""
     if not callable(app):
         raise TypeError(f"parallel.asgi(app): app must be callable, not {type(app).__name__}")
-    base = {"type": "http", "asgi": _ASGI, "scheme": "http", "root_path": ""}
+    base = {"type": "http", "scheme": "http", "root_path": ""}
     name = getattr(app, "__qualname__", None) or type(app).__qualname__
     state: dict = {}
 
     def handle(ex) -> None:
         loop = this_thread_loop()
         scope = ex.scope(base)
+        scope["asgi"] = {"version": "3.0", "spec_version": "2.3"}  # the app's own to change
         if state:  # what lifespan startup stored: a shallow copy per request (ASGI 2.3)
             scope["state"] = state.copy()
         cycle = _Cycle(ex, loop, name)

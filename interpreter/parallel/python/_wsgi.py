@@ -7,10 +7,16 @@ file over the whole decoded body, read before the app is called (bounded by
 ``--max-body``). ``wsgi.file_wrapper`` over a real file is sent with sendfile.
 
 The response is framed here: the app's Content-Length when it gives one, else the exact
-length of a list result, else chunked (HTTP/1.1) or close-delimited (HTTP/1.0). A streamed
-result (a generator) is sent block by block: each block is on the wire before the next
-is asked for (the next one comes in a later engine turn of the same worker), and later
-pipelined requests on that connection wait until it ends.
+length of a list result, else chunked (HTTP/1.1) or close-delimited (HTTP/1.0); the app's
+hop-by-hop headers (Transfer-Encoding, Connection, ...) are dropped (docs/decisions.md).
+A streamed result (a generator) is sent block by block: each block is handed to the
+kernel before the next is asked for (the next one comes in a later engine turn of the
+same worker), and once more than a low-water mark waits to be sent, the next block is
+asked for only when it has gone -- a client that reads slowly or not at all holds back
+the app, not the server's memory. Later pipelined requests on that connection wait until
+the response ends. Once the response is complete (HEAD, 204, 304, the app's
+Content-Length reached) or the client is gone, the result is not iterated any further:
+its close() is called.
 
 An exception from the app, from start_response or from the result is logged; before
 the head went out the client gets a 500, after it the connection is closed (it cannot
@@ -28,6 +34,9 @@ import parallel
 from parallel._errors import log_app_error
 
 __all__ = ["adapter", "FileWrapper", "WSGIGateway"]
+
+_END = object()  # next()'s default: the result is used up
+_EMPTY_BLOCKS_PER_TURN = 64  # empty blocks taken in one turn before the loop gets its turn
 
 
 class FileWrapper:
@@ -131,30 +140,47 @@ def adapter(app) -> type:
             ex.fail()
 
         def stream(it, result) -> None:
-            # Sends the next non-empty block. When more may follow, the rest comes in a
-            # later engine turn (a zero timer on this worker), so the block is on the
-            # wire before the app computes the next one, as PEP 3333 asks.
+            # Sends the next non-empty block, then returns to the event loop: the rest
+            # comes in a later engine turn (a zero timer on this worker), so the block is
+            # on its way before the app computes the next one, as PEP 3333 asks -- or,
+            # when the client is behind, once the queued output has gone (when_writable).
+            # Never more than a few blocks per turn: an app yielding only empty blocks
+            # must not hold the worker either.
             try:
-                for block in it:
-                    if not block:
-                        continue
+                for _ in range(_EMPTY_BLOCKS_PER_TURN):
+                    if ex.closed:
+                        break  # the client is gone (or the response ended): ask no more
+                    block = next(it, _END)
+                    if block is _END:
+                        if status is None:
+                            raise RuntimeError("the application returned without calling "
+                                               "start_response")
+                        if ex.started:
+                            ex.finish()
+                        else:
+                            ex.respond(status, headers, b"")
+                        break
                     if not ex.started:
                         if status is None:
-                            raise RuntimeError("the application yielded before start_response")
+                            if block:
+                                raise RuntimeError("the application yielded before "
+                                                   "start_response")
+                            continue
+                        if not (block or ex.is_head):
+                            continue  # the head waits for the first non-empty block
                         ex.start(status, headers)
-                    if not ex.write(block):
+                    if block and not ex.write(block):
                         break  # the client is gone
-                    if not ex.complete:
-                        parallel._gateway_timer(0.0, lambda: stream(it, result))
+                    if ex.complete:
+                        ex.finish()  # HEAD, 204, 304, or all of the Content-Length: done
+                        break
+                    if block:
+                        if not ex.when_writable(resume):
+                            parallel._gateway_timer(0.0, resume)
                         return
                 else:
-                    if status is None:
-                        raise RuntimeError("the application returned without calling "
-                                           "start_response")
-                    if ex.started:
-                        ex.finish()
-                    else:
-                        ex.respond(status, headers, b"")
+                    parallel._gateway_timer(0.0, resume)
+                    return
             except Exception as exc:
                 failed(exc)
             close_result(result)
@@ -181,6 +207,10 @@ def adapter(app) -> type:
                 ex.finish()
             else:
                 it = iter(result)
+
+                def resume() -> None:
+                    stream(it, result)
+
                 stream(it, result)  # closes the result when done
                 return
         except Exception as exc:

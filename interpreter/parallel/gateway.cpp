@@ -744,7 +744,10 @@ PyObject* ex_when_writable(PyObject* self, PyObject* fn) {
 PyObject* ex_sendfile(PyObject* self, PyObject* args) {
   long long fd, offset, count;
   if (!PyArg_ParseTuple(args, "LLL:sendfile", &fd, &offset, &count)) return nullptr;
-  if (!on_its_worker(EX)) return nullptr;
+  if (!on_its_worker(EX)) {
+    close_file(static_cast<Handle>(fd));  // owned from the call on, whatever happens
+    return nullptr;
+  }
   GatewayConnection* conn = live(EX);
   if (!conn || EX->no_body || count <= 0) {
     close_file(static_cast<Handle>(fd));

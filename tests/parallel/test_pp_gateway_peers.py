@@ -520,9 +520,10 @@ def test_another_thread_cannot_read_the_request():
         seen = json.loads(body)
         assert status == 200
         assert seen["worker_environ"] == "read dict" and seen["worker_scope"] == "read dict"
-        for key in ("thread_environ", "thread_scope"):
+        for key in ("thread_environ", "thread_scope", "thread_sendfile"):
             assert seen[key].startswith("ParallelError: "), seen
             assert "worker" in seen[key], seen
+        assert seen["fd_closed"] is True, seen
     finally:
         code = s.stop()
         assert code == 0, s.output()[-3000:]

@@ -1,9 +1,10 @@
 """A gateway protocol (the class attribute parallel.wsgi/asgi set) whose handler hands
-its exchange to a plain thread, which tries to read the request (environ(), scope())
-while the handler waits for it: views into the worker's input buffer, which only the
+its exchange to a plain thread, which tries to read the request (environ(), scope()) and
+to send a file while the handler waits for it: views into the worker's input buffer, which only the
 worker may read. Answers, as JSON, what the handler and the thread each got."""
 import argparse
 import json
+import os
 import sys
 import threading
 
@@ -24,6 +25,10 @@ def handler(ex) -> None:
     def other_thread():
         seen["thread_environ"] = outcome(lambda: ex.environ({}))
         seen["thread_scope"] = outcome(lambda: ex.scope({}))
+        # sendfile() owns the descriptor it is given, even when it refuses the call.
+        fd = os.open(__file__, os.O_RDONLY)
+        seen["thread_sendfile"] = outcome(lambda: ex.sendfile(fd, 0, 1))
+        seen["fd_closed"] = outcome(lambda: os.fstat(fd)).startswith("OSError")
 
     t = threading.Thread(target=other_thread)
     t.start()

@@ -19,7 +19,11 @@ seconds="${1:-2}"
 py="${PP_TSAN_PYTHON:-$("$root/interpreter/build-cpython.sh" --opt tsan | tail -n 1)}"
 prefix="$(dirname "$(dirname "$py")")"
 log="$(mktemp -d)/tsan"
-supp="$prefix/share/pyparallel/suppressions_free_threading.txt"
+# CPython's own suppressions (known races of the unpatched interpreter) and ours
+# (interpreter/tsan-suppressions.txt, each with its reason), in one file as TSan wants.
+supp="$(dirname "$log")/suppressions.txt"
+cat "$prefix/share/pyparallel/suppressions_free_threading.txt" \
+  "$root/interpreter/tsan-suppressions.txt" >"$supp"
 export TSAN_OPTIONS="halt_on_error=0 exitcode=0 second_deadlock_stack=1 log_path=$log suppressions=$supp"
 fail=0
 races="$root/tests/interpreter/races/run.py"

@@ -42,6 +42,32 @@ class SharedIterator(Scenario):
         return all(box_ok(b, range(SIZE)) for b in value)
 
 
+class IteratorEnd(Scenario):
+    """Short tuples and lists whose one iterator every reader runs to its end at once:
+    FOR_ITER_TUPLE / FOR_ITER_LIST at exhaustion. Before issue 18's fix two threads at the
+    end of a shared tuple iterator both dropped its tuple (and one could read past it):
+    readers got a tuple_iterator or a freed Box where a Box should be."""
+
+    def __init__(self):
+        self.it_tuple = iter(())
+        self.it_list = iter([])
+
+    def read(self):
+        out = []
+        for b in self.it_tuple:
+            out.append(b)
+        for b in self.it_list:
+            out.append(b)
+        return out
+
+    def mutate(self, i):
+        self.it_tuple = iter(tuple(Box(k) for k in range(3)))
+        self.it_list = iter([Box(k) for k in range(3)])
+
+    def ok(self, value):
+        return all(box_ok(b, range(3)) for b in value)
+
+
 class ListDictItems(Scenario):
     """BINARY_SUBSCR_LIST_INT, STORE_SUBSCR_LIST_INT, UNPACK_SEQUENCE_LIST, FOR_ITER_LIST,
     CALL_LIST_APPEND, BINARY_SUBSCR_DICT, STORE_SUBSCR_DICT and CONTAINS_OP_DICT while a
@@ -102,5 +128,6 @@ class ListDictItems(Scenario):
 
 SCENARIOS = {
     "shared_iterator": SharedIterator,
+    "iterator_end": IteratorEnd,
     "list_dict_items": ListDictItems,
 }

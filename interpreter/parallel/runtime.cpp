@@ -563,10 +563,25 @@ bool resolve_choice(PyObject* workers, PyObject* backend, PyObject* policy, PyOb
   return true;
 }
 
+// What printing a callback's exception imports on first use (PyErr_DisplayException:
+// traceback, then its lazy imports for source lines, carets, wide characters and "did you
+// mean" suggestions). About 10 ms once per run(), on the main thread.
+constexpr const char* kPreimportedModules[] = {"traceback", "linecache",   "tokenize",
+                                               "ast",       "unicodedata", "_suggestions"};
+
 // Shares main-thread data with the workers (share.h), then keeps what stays mortal out of
 // the collector's walks: callbacks on every worker read it, and a freeze means the GC no
 // longer touches it (nor stops the world over it).
 void freeze_main_thread_data(bool share) {
+  // Modules the workers would otherwise import on first use, imported here on the main
+  // thread. A worker importing one holds that module's import lock while it runs the
+  // module's code, and every worker that needs it meanwhile waits: the first callback to
+  // raise on a loaded 2-core machine held all workers for 2 s importing "traceback" (which
+  // PyErr_DisplayException imports), and a request in a worker's queue waited that long.
+  for (const char* name : kPreimportedModules) {
+    Ref module(PyImport_ImportModule(name));
+    if (!module) PyErr_Clear();  // not fatal: a worker then imports it on first use
+  }
   if (share) {
     auto t0 = std::chrono::steady_clock::now();
     // Timers made before run() let go of their function and arguments when cancelled or

@@ -16,6 +16,8 @@ under such mixes. Each run must
   every action, and the number of live objects of the script's types, are the same
   after ``run()`` as before it,
 - report no API call raising an error its documentation does not give,
+- import nothing on a worker (the script imports all it uses; a module the runtime needs
+  on a worker is imported before they start, since one import holds every worker),
 - answer ``/ping`` in every second of the run, and count requests, actions and answers.
 
 Seeds: PP_FUZZ_SEEDS (comma-separated, default 1-5) x workers 2 and 0, PP_FUZZ_SECONDS
@@ -190,6 +192,8 @@ def check(summary: dict, driver: Driver) -> None:
     assert summary["leaks"] == [], f"leaks ({replay}): {summary['leaks']}"
     assert summary["unexpected"] == [], f"unexpected errors ({replay}): {summary['unexpected']}"
     assert summary["threads_alive"] == [], f"threads left ({replay}): {summary['threads_alive']}"
+    assert summary["worker_imports"] == [], \
+        f"imported on a worker ({replay}): {summary['worker_imports']}"
     missing = [k for k in MUST_HAPPEN if counts.get(k, 0) == 0]
     assert not missing, f"never happened: {missing} ({replay}); counts {counts}"
     assert driver.answered > 0, f"no answer to {driver.sent} requests ({replay})"

@@ -156,6 +156,21 @@ def test_raising_callback_is_logged_and_server_keeps_serving(raw):
     still_serves(srv)
 
 
+def test_raising_callback_imports_nothing_on_a_worker(raw):
+    """Printing a callback's exception needs `traceback`, which CPython imports on first
+    use. Imported on a worker, it held every worker that raised meanwhile on its import
+    lock: 2 s on a loaded 2-core machine (the API fuzz test's unanswered pings). run()
+    imports it on the main thread before the workers start."""
+    srv = raw("Types")
+    with srv.connect() as s:
+        s.sendall(b"raise\n")
+        wait_closed(s, 2)
+    assert srv.wait_for(r"ValueError: boom from data_received", 5), srv.output()[-2000:]
+    with srv.connect() as s:
+        imported = json.loads(ask(s, b"worker-imports"))
+    assert imported == [], f"imported on a worker: {imported}"
+
+
 def test_raising_callback_goes_to_exception_handler(raw):
     srv = raw("TypesWithHandler")
     with srv.connect() as s:

@@ -56,6 +56,19 @@ HOST = '127.0.0.1'
 FILE = os.path.realpath(__file__)
 FILE_SIZE = os.path.getsize(FILE)
 MAIN_IDENT = threading.get_ident()
+
+# Imports made off the main thread (the chaos thread's excepted): one on a worker holds
+# every worker that needs the module meanwhile, which showed as seconds without answers.
+WORKER_IMPORTS = []
+
+
+def _record_worker_imports(event, args):
+    if event == 'import' and threading.current_thread().name != 'chaos' \
+            and threading.get_ident() != MAIN_IDENT:
+        WORKER_IMPORTS.append(args[0])
+
+
+sys.addaudithook(_record_worker_imports)
 PORTS = []  # every server's port, the --port one first
 ROUTES = ('index', 'a', 'b', 'c')
 MAX_DEPTH = 3  # nested actions (a submit_work function doing actions, ...)
@@ -705,6 +718,8 @@ def _chaos(seconds, ready):
     ready.wait()
     deadline = time.monotonic() + 10
     while not parallel.is_running() and time.monotonic() < deadline:
+        if STOPPING.is_set():
+            return  # run() failed (e.g. a port taken): nothing to poke
         time.sleep(0.005)
     end = time.monotonic() + seconds
     # Each kind once up front, so that every run covers them all.
@@ -870,7 +885,8 @@ def main():
     summary = {'seed': SEED, 'workers': args.run_workers, 'seconds': round(elapsed, 2),
                'servers': kinds, 'clients': len(clients), 'limits': limits,
                'counts': counts, 'leaks': leaks, 'unexpected': TALLY.unexpected,
-               'threads_alive': alive, 'objects_before': dict(objects_before),
+               'threads_alive': alive, 'worker_imports': sorted(set(WORKER_IMPORTS)),
+               'objects_before': dict(objects_before),
                'objects_after': dict(objects_after)}
     print('FUZZ_SUMMARY ' + json.dumps(summary, default=str), flush=True)
     return 0

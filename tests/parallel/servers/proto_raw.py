@@ -16,6 +16,18 @@ import parallel
 
 MAIN_IDENT = threading.get_ident()
 
+# Modules imported off the main thread, in order: an import on a worker holds that
+# module's import lock while its code runs, and every other worker needing it waits.
+WORKER_IMPORTS = []
+
+
+def _record_worker_imports(event, args):
+    if event == 'import' and threading.get_ident() != MAIN_IDENT:
+        WORKER_IMPORTS.append(args[0])
+
+
+sys.addaudithook(_record_worker_imports)
+
 
 def say(*args) -> None:
     # One write per line: print() writes its arguments one by one, and lines printed by
@@ -91,6 +103,8 @@ class Types:
             return [b'not', b'sendable']
         if cmd == 'raise':
             raise ValueError('boom from data_received')
+        if cmd == 'worker-imports':
+            return json.dumps(WORKER_IMPORTS) + '\n'
         if cmd == 'count':
             self.count += 1
             return b'count %d\n' % self.count

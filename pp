@@ -24,7 +24,7 @@ die() { printf 'pp: error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages: what the build needs, and what the tests and benchmarks drive.
 build_packages=(g++ meson ninja-build pkg-config liburing-dev libaio-dev libfmt-dev libhwloc-dev doctest-dev)
-test_packages=(curl nghttp2-client python3-pytest clang libclang-rt-14-dev hwloc valgrind
+test_packages=(curl nghttp2-client python3-pytest strace clang libclang-rt-14-dev hwloc valgrind
   python3.11-dev python3-flask python3-starlette
   # tests/e2e: the balancer test's HAProxy, wrk through a restart, systemd-socket-activate.
   haproxy wrk systemd)

@@ -31,6 +31,30 @@ def spin_loop(n: int) -> int:
     return x
 
 
+# /spin's two handlers publish their progress here, each in its own list (one shared list
+# would have both take its lock on every store, and they would wait on each other), and
+# count how often they see the other's move: the sign of running at once (see spin()).
+PROGRESS = ([0], [0])
+SPIN_CALLS = [0]
+SPIN_LOCK = threading.Lock()
+
+
+def spin_watching(n: int, me: int) -> tuple[int, int]:
+    """spin_loop's work, publishing progress in PROGRESS[me] and counting the iterations
+    in which the other handler's progress had changed since the last one."""
+    x = seen = 0
+    mine, other = PROGRESS[me], PROGRESS[1 - me]
+    last = other[0]
+    for i in range(n):
+        x += i * i % 7
+        mine[0] = i
+        now = other[0]
+        if now != last:
+            seen += 1
+            last = now
+    return x, seen
+
+
 def calibrate(seconds: float) -> int:
     """Iterations of spin_loop that take about `seconds` of CPU on this interpreter."""
     n = 20000
@@ -143,10 +167,18 @@ class Routes:
         return {'thread': threading.get_ident(), 'parallel': parallel.is_parallel_thread()}
 
     def spin(self, transport, data):
+        # Two at a time (the tests send a pair): slots 0 and 1 by order of arrival.
+        # 'seen' counts the iterations in which the other handler had moved on. Taking
+        # turns (a GIL) it moves only between turns, a few hundred times at most; at once,
+        # on two cores, nearly every iteration, however busy the machine is otherwise.
+        with SPIN_LOCK:
+            me = SPIN_CALLS[0] % 2
+            SPIN_CALLS[0] += 1
         t0, c0 = time.monotonic(), time.thread_time()
-        spin_loop(SPIN_N)
+        _, seen = spin_watching(SPIN_N, me)
         return {'start': t0, 'end': time.monotonic(), 'cpu': time.thread_time() - c0,
-                'thread': threading.get_ident(), 'parallel': parallel.is_parallel_thread()}
+                'seen': seen, 'thread': threading.get_ident(),
+                'parallel': parallel.is_parallel_thread()}
 
     def stats(self, transport, data):
         return parallel.stats()

@@ -247,9 +247,11 @@ PARALLEL_SEEN = 2000
 
 
 def control_seen(iterations: int) -> int:
-    """The same work in two forked processes (servers/spin_control.py): how often they saw
-    each other move. Below PARALLEL_SEEN the OS did not run two of our tasks at once."""
-    out = subprocess.run([str(pyparallel()), str(SERVERS / "spin_control.py"), str(iterations)],
+    """The same work in two forked processes pinned as the two workers are
+    (servers/spin_control.py --pin): how often they saw each other move. Below
+    PARALLEL_SEEN the OS did not run the two CPUs' tasks at once."""
+    out = subprocess.run([str(pyparallel()), str(SERVERS / "spin_control.py"), str(iterations),
+                          "--pin"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return min(json.loads(out.stdout)["seen"])

@@ -4,6 +4,7 @@
 CPU-bound /spin handler (calibrated once in the main thread before run()).
 """
 import argparse
+import array
 import os
 import sys
 import threading
@@ -31,10 +32,12 @@ def spin_loop(n: int) -> int:
     return x
 
 
-# /spin's two handlers publish their progress here, each in its own list (one shared list
-# would have both take its lock on every store, and they would wait on each other), and
-# count how often they see the other's move: the sign of running at once (see spin()).
-PROGRESS = ([0], [0])
+# /spin's two handlers publish their progress here, each in its own array, and count how
+# often they see the other's move: the sign of running at once (see spin()). Arrays, not
+# lists: reading a list another thread is storing into may take that list's lock, and two
+# threads waiting on each other's locks beside CPU hogs saw each other move ~30 times in
+# 1.3 s; array items are read and written without a lock.
+PROGRESS = (array.array('q', [0]), array.array('q', [0]))
 SPIN_CALLS = [0]
 SPIN_LOCK = threading.Lock()
 

@@ -6,7 +6,11 @@ once. If even they see each other move only a few hundred times, the machine is 
 to tell running at once from taking turns, and a test that two threads ran at once must
 not fail on that. Prints ``{"seen": [a, b]}``.
 
-Usage: spin_control.py ITERATIONS
+Usage: spin_control.py ITERATIONS [--pin]
+
+--pin puts child k on the k-th CPU this process may use, as the runtime's default placement
+(compact, one worker per PU) puts worker k: beside CPU hogs, two pinned tasks run at once
+far less often than two the OS may move (measured: ~100 against ~200,000 times seen).
 """
 import json
 import mmap
@@ -35,6 +39,8 @@ def spin_watching(shared: mmap.mmap, n: int, me: int) -> int:
 
 def main() -> int:
     n = int(sys.argv[1])
+    pin = '--pin' in sys.argv[2:]
+    cpus = sorted(os.sched_getaffinity(0))
     shared = mmap.mmap(-1, 2 * SLOT.size)
     children = []
     for me in (0, 1):
@@ -42,6 +48,8 @@ def main() -> int:
         pid = os.fork()
         if pid == 0:
             os.close(r)
+            if pin and len(cpus) > 1:
+                os.sched_setaffinity(0, {cpus[me]})
             os.write(w, str(spin_watching(shared, n, me)).encode())
             os._exit(0)
         os.close(w)

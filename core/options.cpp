@@ -76,7 +76,7 @@ constexpr OptionSpec kTable[] = {
      "largest request header section, bytes (431 above)", ""},
     {OptionId::max_connections, "max_connections", "--max-connections",
      "PYPARALLEL_MAX_CONNECTIONS", Type::count, Group::limit, kEveryone, kMaxConnections,
-     "no limit", "N", "connections per worker; more are closed at once", ""},
+     "no limit", "N", "connections per worker; more are closed at once (0: no limit)", ""},
 };
 static_assert(std::size(kTable) == option_count);
 

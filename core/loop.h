@@ -248,4 +248,10 @@ OpenLoopResult open_loop(BackendKind kind, const LoopOptions& options = {});
 /// against each of them.
 std::vector<BackendKind> available_backends();
 
+/// The backends this build has for this OS, best first (io_uring, libaio, epoll on Linux;
+/// iocp on Windows; kqueue on BSD and macOS), whether or not this host lets them open.
+/// Use it to check a backend name when it is given (flags, PYPARALLEL_BACKEND, run()) and
+/// to list the choices; `open_loop` then says why one of them cannot start here.
+std::span<const BackendKind> built_backends();
+
 }  // namespace pp

@@ -2,8 +2,8 @@
 //
 // It behaves like `python` (script, -c, -m, -, the REPL, every Python flag, exit codes,
 // tracebacks) because it hands Python's own argument parser the command line (PyConfig with
-// parse_argv) and runs it with Py_RunMain. Before that it takes the runtime's flags
-// (--workers, --backend, --numa-policy, --topology, --help) off the front of the command
+// parse_argv) and runs it with Py_RunMain. Before that it takes the runtime's flags (the
+// option table's, core/options.h, and --topology, --help) off the front of the command
 // line. sys.executable is this program; since it accepts Python's flags, subprocess and
 // multiprocessing can run it as they would run python.
 //
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   pp::RuntimeOptions options = pp::default_runtime_options();
   std::string error;
   std::vector<std::string> python_args;
-  if (!pp::apply_environment(options, error) ||
+  if (!pp::apply_option_environment(options, pp::runtime_program, error) ||
       !pp::parse_runtime_args(argc, argv, options, python_args, error)) {
     fmt::print(stderr, "{}: error: {}\nTry '{} --help' for the options.\n", program, error,
                program);

@@ -1,5 +1,6 @@
 // interpreter/parallel_module.cpp -- the `parallel` module's definition: its identity
-// functions (_options, cpu_count, is_parallel_thread), and the exec slot that adds the
+// functions (cpu_count, is_parallel_thread), and the exec slot that adds the option table's
+// functions (parallel/option_keywords.h: _options, _option_table, _parse_option), the
 // runtime's API (parallel/api.cpp: server, register, run, ...; its state -- names, types,
 // the registry -- is the module's state, released by the interpreter with the module) and
 // the WSGI/ASGI gateway (parallel/gateway.h). Options reach the module through
@@ -9,9 +10,9 @@
 #include <string>
 #include <vector>
 #include "interpreter/parallel/gateway.h"
+#include "interpreter/parallel/option_keywords.h"
 #include "interpreter/parallel/runtime.h"
 
-#include "core/limit_options.h"
 #include "interpreter/parallel/share.h"
 #include "interpreter/runtime_options.h"
 
@@ -37,58 +38,6 @@ bool set_item(PyObject* dict, const char* key, PyObject* value) {
 
 PyObject* str_of(std::string_view text) {
   return PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size()));
-}
-
-/// parallel._options() -> dict: the runtime options in effect and where each came from.
-PyObject* parallel_options(PyObject* /*module*/, PyObject* /*unused*/) {
-  const pp::RuntimeOptions& o = pp::runtime_options();
-  PyObject* dict = PyDict_New();
-  PyObject* origin = PyDict_New();
-  if (dict == nullptr || origin == nullptr) {
-    Py_XDECREF(dict);
-    Py_XDECREF(origin);
-    return nullptr;
-  }
-  bool ok = set_item(dict, "workers", PyLong_FromUnsignedLong(o.workers)) &&
-            set_item(dict, "backend", str_of(pp::to_string(o.backend))) &&
-            set_item(dict, "numa_policy", str_of(o.numa_policy)) &&
-            set_item(dict, "host", PyBool_FromLong(o.from_host)) &&
-            set_item(dict, "share_main_data", PyBool_FromLong(o.share_main_data)) &&
-#ifdef Py_GIL_DISABLED
-            set_item(dict, "free_threaded", PyBool_FromLong(1)) &&
-#else
-            set_item(dict, "free_threaded", PyBool_FromLong(0)) &&
-#endif
-            set_item(origin, "workers", str_of(pp::to_string(o.workers_origin))) &&
-            set_item(origin, "backend", str_of(pp::to_string(o.backend_origin))) &&
-            set_item(origin, "numa_policy", str_of(pp::to_string(o.numa_policy_origin)));
-  if (ok) {
-    // The connection limits as their keywords name them, in the units the flags take.
-    PyObject* limits = PyDict_New();
-    ok = limits != nullptr;
-    for (const pp::LimitOption& l : pp::limit_options()) {
-      if (!ok) break;
-      std::string text = pp::limit_value_text(l, o.limits);
-      PyObject* value = l.kind == pp::LimitOption::Kind::seconds
-                            ? PyFloat_FromDouble(std::stod(text))
-                            : PyLong_FromString(text.c_str(), nullptr, 10);
-      ok = set_item(limits, std::string(l.keyword).c_str(), value);
-    }
-    if (ok)
-      ok = set_item(dict, "limits", limits);
-    else
-      Py_XDECREF(limits);
-  }
-  if (ok) {
-    Py_INCREF(origin);
-    ok = set_item(dict, "origin", origin);
-  }
-  Py_DECREF(origin);
-  if (!ok) {
-    Py_DECREF(dict);
-    return nullptr;
-  }
-  return dict;
 }
 
 /// parallel.cpu_count() -> int: CPUs this process may run on.
@@ -137,9 +86,6 @@ PyObject* parallel_share_main_thread_data(PyObject* /*module*/, PyObject* args) 
 
 // The module's method table: the `parallel` API grows here.
 PyMethodDef parallel_methods[] = {
-    {"_options", parallel_options, METH_NOARGS,
-     "_options()\n--\n\nThe runtime options in effect (workers, backend, numa_policy), their "
-     "origin, and whether the pyparallel host set them."},
     {"_share_main_thread_data", parallel_share_main_thread_data, METH_VARARGS,
      "_share_main_thread_data(keep_types=(), /)\n--\n\nWhat run() does to share main-thread "
      "data with the workers, on its own (tests, measurements); not inside run()."},
@@ -157,6 +103,8 @@ int parallel_exec(PyObject* module) {
     PyErr_Format(PyExc_ValueError, "parallel: %s", error.c_str());
     return -1;
   }
+  // The option table in Python: _options, _option_table, _parse_option.
+  if (PyModule_AddFunctions(module, pp::py::option_methods) < 0) return -1;
   // The runtime: server/register/run, protocol callbacks on the workers (parallel/).
   if (PyModule_AddFunctions(module, pp::py::runtime_methods) < 0) return -1;
   if (pp::py::init_runtime_api(module) < 0) return -1;

@@ -1,4 +1,5 @@
-// interpreter/runtime_options.h -- the runtime's own options (workers, backend, NUMA policy).
+// interpreter/runtime_options.h -- the runtime's options: the option table's values
+// (core/options.h) as the pyparallel host and the parallel module hold them.
 //
 // They come from build-time defaults (meson_options.txt -> PP_DEFAULT_*), then the
 // environment (PYPARALLEL_*), then `pyparallel` flags given before the script name, each
@@ -15,46 +16,13 @@
 #include <string_view>
 #include <vector>
 
-#include "core/limits.h"
-#include "core/loop.h"
+#include "core/options.h"
 
 namespace pp {
 
-/// Where an option's value came from (shown by `--topology` and `parallel._options()`).
-enum class OptionOrigin { built_in, environment, command_line };
-
-/// "default", "environment", "command line".
-std::string_view to_string(OptionOrigin origin);
-
-/// The runtime's options. Add new ones here, in `parse_runtime_args`, in the environment
-/// table of runtime_options.cpp, in `--help`, and in `parallel._options()`.
-struct RuntimeOptions {
-  /// Worker threads. 0 from --workers or PYPARALLEL_WORKERS runs every callback on the main
-  /// thread; the built-in 0 (workers_origin built_in) means one per CPU this process may
-  /// run on (parallel.run resolves it).
-  unsigned workers = 0;
-  /// The completion backend to open (`automatic` probes).
-  BackendKind backend = BackendKind::automatic;
-  /// Placement policy text as validated by `valid_numa_policy`; numa/ interprets it.
-  std::string numa_policy = "compact";
-  /// Timeouts and bounds of every connection (`--header-timeout`, PYPARALLEL_MAX_BODY...,
-  /// see core/limit_options.h); `parallel.run()` keywords override them per run.
-  ConnectionLimits limits;
-
-  /// `--metrics-port [HOST:]PORT` (PYPARALLEL_METRICS_PORT): Prometheus metrics at /metrics
-  /// on that address while run() serves; empty: none. `parallel.run(metrics_port=...)`
-  /// overrides it per run.
-  std::string metrics;
-
-  /// `--share-main-data on|off` (PYPARALLEL_SHARE_MAIN_DATA): make every object alive when
-  /// run() starts immortal, so workers read it without touching reference counts
-  /// (interpreter/parallel/share.h). `parallel.run(share_main_data=...)` overrides it per run.
-  bool share_main_data = true;
-
-  OptionOrigin workers_origin = OptionOrigin::built_in;
-  OptionOrigin backend_origin = OptionOrigin::built_in;
-  OptionOrigin numa_policy_origin = OptionOrigin::built_in;
-
+/// The runtime's options: the table's values (core/options.h) and what only the host's
+/// command line asks for. New options go in the table, not here.
+struct RuntimeOptions : ServerOptions {
   /// `--topology`: print the machine and the placement plan, then exit.
   bool show_topology = false;
   /// `--help`/`-h`: print the runtime's options and Python's, then exit.
@@ -63,35 +31,17 @@ struct RuntimeOptions {
   bool from_host = false;
 };
 
+/// The host's and run()'s view of the option table: the rows they read.
+inline constexpr OptionProgram runtime_program{user_host, {}};
+
 /// The options with this build's defaults (meson options workers, io_backend, numa_policy).
 RuntimeOptions default_runtime_options();
 
-/// The largest `--workers` value accepted; a typo such as 1000000 is an error, not a crash.
-inline constexpr unsigned max_workers = 4096;
-
-/// Parses a worker count: a decimal integer in [0, max_workers].
-bool parse_workers(std::string_view text, unsigned& out, std::string& error);
-/// Parses a switch: on/off, yes/no, true/false or 1/0.
-bool parse_switch(std::string_view text, bool& out, std::string& error);
-/// Parses a backend name this OS supports ("auto" plus this platform's backends).
-bool parse_backend(std::string_view text, BackendKind& out, std::string& error);
-/// Checks a NUMA placement policy: compact, scatter, none, node:K, or a CPU list such as
-/// "0-3,8" (ascending ranges of OS processor indexes).
-bool valid_numa_policy(std::string_view text, std::string& error);
-/// The backend names `parse_backend` accepts on this OS, for messages and `--help`.
-std::string_view backend_choices();
-
-/// Reads PYPARALLEL_WORKERS, PYPARALLEL_BACKEND and PYPARALLEL_NUMA_POLICY (empty means
-/// unset) into `options`. `getenv` is injectable for tests. False with `error` naming the
-/// variable when a value is malformed.
-bool apply_environment(RuntimeOptions& options, std::string& error,
-                       const char* (*getenv_fn)(const char*) = nullptr);
-
-/// Splits the host's command line. The runtime's flags (`--workers N`, `--workers=N`,
-/// `--backend B`, `--numa-policy P`, `--topology`, `--help`) are taken from anywhere before
-/// the script name, `-c` or `-m`; everything else, including all of Python's own flags, goes
-/// to `python_argv` unchanged (argv[0] first). False with `error` for an unknown long option
-/// or a malformed value; the host then exits 2.
+/// Splits the host's command line. The runtime's flags (the table's, `--topology` and
+/// `--help`) are taken from anywhere before the script name, `-c` or `-m`; everything
+/// else, including all of Python's own flags, goes to `python_argv` unchanged (argv[0]
+/// first). False with `error` for an unknown long option or a malformed value; the host
+/// then exits 2. Call after `apply_option_environment`: a flag overrides its variable.
 bool parse_runtime_args(int argc, const char* const* argv, RuntimeOptions& options,
                         std::vector<std::string>& python_argv, std::string& error);
 

@@ -55,12 +55,12 @@ int print_topology(const RuntimeOptions& options, std::FILE* out) {
 
   unsigned workers = options.workers == 0 ? cpus : options.workers;
   fmt::print(out, "options\n");
-  fmt::print(out, "  workers: {} ({}{})\n", workers, to_string(options.workers_origin),
+  fmt::print(out, "  workers: {} ({}{})\n", workers, to_string(options.origin(OptionId::workers)),
              options.workers == 0 ? ", one per allowed cpu" : "");
   fmt::print(out, "  backend: {} ({})\n", to_string(options.backend),
-             to_string(options.backend_origin));
+             to_string(options.origin(OptionId::backend)));
   fmt::print(out, "  numa policy: {} ({})\n", options.numa_policy,
-             to_string(options.numa_policy_origin));
+             to_string(options.origin(OptionId::numa_policy)));
 
   // The machine as hwloc sees it and the placement parallel.run() would use.
   std::string error;
@@ -76,7 +76,7 @@ int print_topology(const RuntimeOptions& options, std::FILE* out) {
     return 0;
   }
   fmt::print(out, "{}", numa::describe_machine(*topology));
-  if (options.numa_policy_origin != OptionOrigin::built_in) {
+  if (options.given(OptionId::numa_policy)) {
     // An impossible policy someone asked for is an error, as it is at run().
     fmt::print(stderr, "pyparallel: error: numa policy '{}': {}\n", options.numa_policy, error);
     return 2;

@@ -1,7 +1,10 @@
 // pyparallel-httpd -- the engine's own HTTP server, before Python is involved: the
 // ceiling that the Python runtime is measured against.
 //
-//   pyparallel-httpd [--host H] [--port P] [--workers N] [--root DIR] [--backend B]
+//   pyparallel-httpd [--host H] [--port P] [--root DIR] [--workers N] [--backend B] ...
+//
+// Its options beyond --host, --port and --root are the option table's (core/options.h),
+// shared with the Python runtime: the same flags, PYPARALLEL_* variables and checks.
 //
 // GET /plaintext and /json follow TechEmpower's rules; any other path is a file
 // under --root, sent with sendfile and honouring Range. One worker per CPU by
@@ -26,12 +29,12 @@
 #include "core/acceptor.h"
 #include "core/handoff.h"
 #include "core/inherit.h"
-#include "core/limit_options.h"
 #include "core/listeners.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/metrics_server.h"
 #include "core/net.h"
+#include "core/options.h"
 #include "core/signals.h"
 #include "core/workers.h"
 #include "examples/httpd/http_connection.h"
@@ -41,37 +44,34 @@
 
 namespace {
 
+// pyparallel-httpd's view of the option table (core/options.h): the rows it reads, and its
+// own meaning of --workers 0 (it has no main-thread mode; 0 is one per CPU, as no flag).
+constexpr pp::OptionNote kNotes[] = {
+    {pp::OptionId::workers,
+     "worker threads, one per CPU by default (0 too: this server has no main-thread mode)",
+     "one per CPU"},
+};
+constexpr pp::OptionProgram kProgram{pp::user_httpd, kNotes};
+
 struct Options {
   std::string host = "0.0.0.0";
   std::uint16_t port = 8080;
-  unsigned workers = 0;
   std::string root = ".";
-  pp::BackendKind backend = pp::BackendKind::automatic;
-  pp::ConnectionLimits limits;  // timeouts and sizes (core/limit_options.h)
-  std::string numa_policy = PP_DEFAULT_NUMA_POLICY;
-  bool numa_policy_explicit = false;
-  std::string metrics;  // --metrics-port: [HOST:]PORT, empty for none
+  pp::ServerOptions server = pp::default_server_options();  // the table's options
 };
 
 std::string usage() {
-  return std::string(
-             "usage: pyparallel-httpd [--host H] [--port P] [--workers N] [--root DIR]\n"
-             "                        [--backend B] [--numa-policy compact|scatter|node:K|CPU-LIST|none]\n"
-             "                        [--metrics-port [HOST:]PORT] [limits...]\n"
-             "--metrics-port serves Prometheus metrics at /metrics (default host 127.0.0.1;\n"
-             "  PYPARALLEL_METRICS_PORT)\n"
-             "limits (environment variables apply first, flags override them):\n") +
-         pp::limit_help();
-}
-
-template <typename T>
-bool parse_number(std::string_view text, T& out, T min, T max) {
-  T value{};
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || ptr != text.data() + text.size() || value < min || value > max)
-    return false;
-  out = value;
-  return true;
+  return fmt::format(
+      "usage: pyparallel-httpd [--host H] [--port P] [--root DIR] [options]\n"
+      "  --host H               address to listen on (default 0.0.0.0)\n"
+      "  --port P               port to listen on, 0 for any free one (default 8080)\n"
+      "  --root DIR             folder of the files served (default .)\n"
+      "Server options (each also has an environment variable; a flag overrides it):\n"
+      "{}"
+      "Limits of every connection:\n"
+      "{}",
+      pp::option_help(kProgram, pp::OptionGroup::runtime),
+      pp::option_help(kProgram, pp::OptionGroup::limit));
 }
 
 // Exits 2 with a message naming the option, as a command-line tool should.
@@ -81,63 +81,44 @@ bool parse_number(std::string_view text, T& out, T min, T max) {
   std::exit(2);
 }
 
+// The environment first, then the flags: the table's, and this server's own.
 Options parse_args(int argc, char** argv) {
   Options o;
-  if (const char* env = std::getenv("PYPARALLEL_BACKEND")) {
-    if (!pp::parse_backend_kind(env, o.backend))
-      usage_error(fmt::format("PYPARALLEL_BACKEND: unknown backend '{}'", env));
-  }
-  if (std::string why; !pp::apply_limit_environment(o.limits, why)) usage_error(why);
-  if (const char* env = std::getenv("PYPARALLEL_METRICS_PORT"); env && *env) o.metrics = env;
-  if (const char* env = std::getenv("PYPARALLEL_NUMA_POLICY"); env && *env) {
-    o.numa_policy = env;
-    o.numa_policy_explicit = true;
-  }
+  std::string error;
+  if (!pp::apply_option_environment(o.server, kProgram, error)) usage_error(error);
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    std::string_view value;
-    std::string name(arg);
-    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-      name = std::string(arg.substr(0, eq));
-      value = arg.substr(eq + 1);
-    } else if (arg == "--help" || arg == "-h") {
+    if (arg == "--help" || arg == "-h") {
       std::fputs(usage().c_str(), stdout);
       std::exit(0);
-    } else if (arg.starts_with("--") && i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      usage_error(fmt::format("unknown or incomplete option '{}'", arg));
     }
+    switch (pp::take_option_flag(argc, argv, i, kProgram, o.server, error)) {
+      case pp::FlagResult::taken:
+        continue;
+      case pp::FlagResult::error:
+        usage_error(error);
+      case pp::FlagResult::not_ours:
+        break;
+    }
+    std::string_view name = arg.substr(0, arg.find('='));
+    // --body-limit: this server's older name for --max-body, still accepted.
+    if (name != "--host" && name != "--port" && name != "--root" && name != "--body-limit")
+      usage_error(fmt::format("unknown option '{}'", name));
+    std::string_view value;
+    if (!pp::take_flag_value(argc, argv, i, value, error)) usage_error(error);
     if (name == "--host") {
       o.host = value;
-    } else if (name == "--port") {
-      if (!parse_number<std::uint16_t>(value, o.port, 0, 65535))
-        usage_error(fmt::format("--port expects 0-65535, got '{}'", value));
-    } else if (name == "--workers") {
-      if (!parse_number<unsigned>(value, o.workers, 0, 4096))
-        usage_error(fmt::format("--workers expects 0 (one per CPU) to 4096, got '{}'", value));
     } else if (name == "--root") {
       o.root = value;
-    } else if (name == "--backend") {
-      if (!pp::parse_backend_kind(value, o.backend))
-        usage_error(
-            fmt::format("--backend expects auto, io_uring, libaio or epoll, got '{}'", value));
-    } else if (name == "--metrics-port") {
-      std::string host, why;
-      std::uint16_t port = 0;
-      if (!pp::parse_metrics_address(value, host, port, why))
-        usage_error(fmt::format("--metrics-port {}", why));
-      o.metrics = value;
-    } else if (name == "--numa-policy") {
-      o.numa_policy = value;
-      o.numa_policy_explicit = true;
-    } else if (const pp::LimitOption* limit =
-                   pp::find_limit_flag(name == "--body-limit" ? "--max-body" : name)) {
-      // --body-limit: this server's older name for --max-body, still accepted.
-      if (std::string why; !pp::set_limit(*limit, value, o.limits, why))
-        usage_error(fmt::format("{} {}", name, why));
-    } else {
-      usage_error(fmt::format("unknown option '{}'", name));
+    } else if (name == "--port") {
+      unsigned port = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), port);
+      if (ec != std::errc{} || end != value.data() + value.size() || value.empty() || port > 65535)
+        usage_error(fmt::format("--port expects a port from 0 to 65535, got '{}'", value));
+      o.port = static_cast<std::uint16_t>(port);
+    } else if (!pp::set_option(pp::option_spec(pp::OptionId::max_body), value,
+                               pp::OptionOrigin::command_line, o.server, error, &kProgram)) {
+      usage_error(fmt::format("{} {}", name, error));
     }
   }
   return o;
@@ -165,7 +146,8 @@ int main(int argc, char** argv) {
   pp::ignore_sigpipe();
   pp::block_shutdown_signals();  // before any thread starts: only main sees them
 
-  auto site = std::make_shared<httpd::Site>(opt.root, opt.limits.max_body);
+  const pp::ServerOptions& server = opt.server;
+  auto site = std::make_shared<httpd::Site>(opt.root, server.limits.max_body);
   std::string error;
   if (!site->valid(error)) {
     pp::log("{}", error);
@@ -173,19 +155,26 @@ int main(int argc, char** argv) {
   }
 
   pp::WorkerPoolConfig config;
-  config.backend = opt.backend;
+  config.backend = server.backend;
   // Placement: one worker per allowed CPU by default, pinned by the NUMA policy.
   auto topology = pp::numa::Topology::load(pp::numa::Source::host(), error);
-  unsigned count = opt.workers;
+  unsigned count = server.workers;
   if (count == 0)
     count = topology ? static_cast<unsigned>(std::max<std::size_t>(1, topology->allowed_pus().size()))
                      : std::max(1u, std::thread::hardware_concurrency());
   if (topology) {
-    auto plan = pp::numa::make_plan(*topology, opt.numa_policy, static_cast<int>(count), error);
+    auto plan = pp::numa::make_plan(*topology, server.numa_policy, static_cast<int>(count), error);
     if (plan) {
       config.slots = plan->slots;
-    } else if (opt.numa_policy_explicit) {
-      pp::log("--numa-policy {}: {}", opt.numa_policy, error);
+    } else if (server.given(pp::OptionId::numa_policy)) {
+      // An impossible policy someone asked for (node:7 on one node) is an error, naming
+      // where it was asked for.
+      const pp::OptionSpec& spec = pp::option_spec(pp::OptionId::numa_policy);
+      pp::log("{} {}: {}",
+              server.origin(pp::OptionId::numa_policy) == pp::OptionOrigin::environment
+                  ? spec.environment
+                  : spec.flag,
+              server.numa_policy, error);
       return 2;
     } else {
       // The build default is a preference: more workers than CPUs run unpinned.
@@ -196,21 +185,14 @@ int main(int argc, char** argv) {
     pp::numa::worker_start_hook(slot);
     return true;
   };
-  std::string metrics_host;
-  std::uint16_t metrics_port = 0;
-  if (!opt.metrics.empty() &&
-      !pp::parse_metrics_address(opt.metrics, metrics_host, metrics_port, error)) {
-    pp::log("--metrics-port {}", error);
-    return 2;
-  }
   std::vector<std::unique_ptr<WorkerServer>> servers;
   pp::WorkerPool pool;
   // Sized before start: each worker fills in its own entry from its own thread.
   config.count = count;
   for (unsigned i = 0; i < count; ++i)
-    servers.push_back(std::make_unique<WorkerServer>(opt.limits));
+    servers.push_back(std::make_unique<WorkerServer>(server.limits));
 
-  config.drain_timeout = opt.limits.drain_timeout;
+  config.drain_timeout = server.limits.drain_timeout;
   config.on_thread_exit = [&servers](pp::Worker& w) {
     servers[w.index()]->metrics.detach_thread();
     pp::set_thread_metrics(nullptr);
@@ -283,17 +265,17 @@ int main(int argc, char** argv) {
   // A later instance on the same address takes these sockets over (core/handoff.h).
   pp::offer_listeners(opt.host, port, listeners.distinct);
   pp::MetricsServer metrics;
-  if (!opt.metrics.empty()) {
+  if (server.metrics) {
     std::vector<const pp::WorkerMetrics*> all;
     for (auto& ws : servers) all.push_back(&ws->metrics);
-    if (!metrics.start(metrics_host, metrics_port,
+    if (!metrics.start(server.metrics->host, server.metrics->port,
                        [all] { return pp::render_prometheus(all, "httpd"); }, error)) {
       pp::log("{}", error);
       pool.stop();
       pool.join();
       return 1;
     }
-    pp::log("metrics on http://{}:{}/metrics", metrics_host, metrics.port());
+    pp::log("metrics on http://{}:{}/metrics", server.metrics->host, metrics.port());
   }
   pp::log("{}", pool.backend_reason());
   pp::log("serving http://{}:{}/ with {} worker{} (root {}; listeners {})", opt.host, port,

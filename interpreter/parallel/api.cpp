@@ -115,33 +115,10 @@ void module_free(void* module) {
 
 namespace {
 
+// Its arguments are the option table's run() keywords (core/options.h), read in
+// resolve_choice (runtime.cpp) by option_keywords.h.
 PyObject* fn_run(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kw[] = {"workers",      "backend",         "numa_policy",
-                             "metrics_port", "share_main_data", nullptr};
-  PyObject *workers = Py_None, *backend = Py_None, *policy = Py_None, *metrics = Py_None,
-           *share = Py_None;
-  // The limit keywords (header_timeout=..., max_body=...) go to the runtime as a dict; the
-  // rest are parsed here. An unknown keyword is reported by whichever side sees it.
-  Ref limits, rest;
-  if (kwargs) {
-    limits = Ref(PyDict_New());
-    rest = Ref(PyDict_New());
-    if (!limits || !rest) return nullptr;
-    PyObject *k, *v;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(kwargs, &pos, &k, &v)) {
-      const char* name = PyUnicode_AsUTF8(k);
-      if (!name) return nullptr;
-      std::string_view n(name);
-      bool core = n == "workers" || n == "backend" || n == "numa_policy" ||
-                  n == "metrics_port" || n == "share_main_data";
-      if (PyDict_SetItem(core ? rest.get() : limits.get(), k, v) < 0) return nullptr;
-    }
-  }
-  if (!PyArg_ParseTupleAndKeywords(args, rest.get(), "|OOOOO:run", const_cast<char**>(kw),
-                                   &workers, &backend, &policy, &metrics, &share))
-    return nullptr;
-  return run_runtime(workers, backend, policy, limits.get(), metrics, share);
+  return run_runtime(args, kwargs);
 }
 
 PyObject* fn_stop(PyObject*, PyObject*) {
@@ -310,10 +287,9 @@ PyMethodDef runtime_methods[] = {
      "run(workers=None, backend=None, numa_policy=None, metrics_port=None, "
      "share_main_data=None, **limits)\n--\n\n"
      "Serve until stop(), SIGINT or SIGTERM (which drain: requests under way finish). "
-     "workers=0 runs every callback on this thread. metrics_port: Prometheus metrics at "
-     "/metrics on PORT (127.0.0.1) or 'HOST:PORT'. limits: header_timeout, keepalive_timeout, "
-     "body_timeout, send_timeout, drain_timeout (seconds), max_body, max_header_bytes "
-     "(bytes), max_connections (per worker)."},
+     "Every keyword is a `pyparallel --help` option of the same name, read the same way; "
+     "None keeps the host's value. workers=0 runs every callback on this thread. "
+     "parallel._option_table() lists them all."},
     {"stop", fn_stop, METH_NOARGS,
      "stop()\n--\n\nMake run() return once in-flight sends finish. Any thread."},
     {"stats", fn_stats, METH_NOARGS,

@@ -104,16 +104,21 @@ def client(host: str, port: int) -> Client: ...
 def register(transport: Server | Client, protocol: type) -> None:
     """Serve (or connect) ``transport`` with one ``protocol`` instance per connection. Any
     thread, before ``run()``: ParallelError once a ``run()`` has begun, until it returns."""
-def run(workers: int | None = None, backend: str | None = None,
-        numa_policy: str | None = None, *, header_timeout: float | None = None,
-        keepalive_timeout: float | None = None, body_timeout: float | None = None,
-        send_timeout: float | None = None, max_body: int | str | None = None,
+def run(workers: int | str | None = None, backend: str | None = None,
+        numa_policy: str | None = None, metrics_port: int | str | None = None,
+        share_main_data: bool | None = None, *, header_timeout: float | str | None = None,
+        keepalive_timeout: float | str | None = None, body_timeout: float | str | None = None,
+        send_timeout: float | str | None = None, max_body: int | str | None = None,
         max_header_bytes: int | str | None = None,
-        max_connections: int | None = None, drain_timeout: float | None = None,
-        metrics_port: int | str | None = None,
-        share_main_data: bool | None = None) -> None:
+        max_connections: int | str | None = None,
+        drain_timeout: float | str | None = None) -> None:
     """Serve until ``stop()``, SIGINT or SIGTERM. ``workers=0`` runs every callback on the
     calling thread (pdb and plain unit tests work). None: the host's options.
+
+    Every keyword is the option of that name in ``pyparallel --help`` (and
+    ``_option_table()``): a number or its text is read by the flag's own parser, with the
+    flag's checks and wording (ValueError: ``workers expects a whole number ...``);
+    ``share_main_data`` takes True or False.
 
     The limits override ``--header-timeout`` & co. (and their PYPARALLEL_* variables) for
     this run: timeouts in seconds (0 disables one; defaults 60, 75, 60, 60 as nginx's),
@@ -141,6 +146,18 @@ def is_parallel_thread() -> bool: ...
 def is_running() -> bool:
     """True inside ``run()``."""
 def cpu_count() -> int: ...
+def _options() -> dict[str, Any]:
+    """The options in effect, keyed by ``run()`` keyword (the connection limits in
+    ``"limits"``), where workers, backend and numa_policy came from (``"origin"``), whether
+    the pyparallel host set them (``"host"``) and ``"free_threaded"``."""
+def _option_table() -> tuple[dict[str, Any], ...]:
+    """Every option as data, in ``--help`` order: ``keyword``, ``flag``, ``environment``,
+    ``type``, ``group`` ("runtime" or "limit"), ``users`` (of "pyparallel", "httpd",
+    "run"), ``metavar``, ``help``, ``choices`` (a list, or None), ``default`` (as
+    ``--help`` shows it) and ``value`` (in effect now)."""
+def _parse_option(keyword: str, text: str, /) -> Any:
+    """The value of ``text`` for the option ``keyword``, read as its flag reads it;
+    ValueError saying what is expected otherwise, KeyError for an unknown keyword."""
 def stats() -> dict[str, Any]:
     """connections, active_connections, requests, bytes_sent, bytes_received (what the
     protocols were given and queued), wire_bytes_sent, wire_bytes_received (on the

@@ -11,7 +11,6 @@
 #include <mutex>
 #include <shared_mutex>
 
-#include "core/limit_options.h"
 #include "core/acceptor.h"
 #include "core/handoff.h"
 #include "core/inherit.h"
@@ -21,10 +20,12 @@
 #include "core/metrics.h"
 #include "core/metrics_server.h"
 #include "core/net.h"
+#include "core/options.h"
 #include "core/signals.h"
 #include "core/workers.h"
 #include "interpreter/parallel_module.h"
 #include "interpreter/runtime_options.h"
+#include "interpreter/parallel/option_keywords.h"
 #include "interpreter/parallel/share.h"
 #include "numa/bind.h"
 #include "numa/plan.h"
@@ -339,14 +340,11 @@ bool open_server_listeners(unsigned threads) {
 
 // /metrics for this run (--metrics-port, run(metrics_port=)): started once the workers
 // serve, stopped before run() returns. Raises ParallelError when it cannot listen.
-bool start_metrics(const std::string& address, MetricsServer& server) {
-  if (address.empty()) return true;
-  std::string host, error;
-  std::uint16_t port = 0;
-  if (!parse_metrics_address(address, host, port, error)) {
-    PyErr_Format(PyExc_ValueError, "metrics_port %s", error.c_str());
-    return false;
-  }
+bool start_metrics(const std::optional<ListenAddress>& address, MetricsServer& server) {
+  if (!address) return true;
+  std::string error;
+  const std::string& host = address->host;
+  const std::uint16_t port = address->port;
   std::vector<const WorkerMetrics*> all;
   for (auto& c : rt().counters) all.push_back(c.get());
   bool ok;
@@ -485,81 +483,15 @@ void check_signals(bool& stop) {
   if (rt().stop_requested) stop = true;
 }
 
-struct Choice {
-  unsigned workers;
-  BackendKind backend;
-  std::string policy;
-  bool policy_explicit;  // asked for by run(), a flag or the environment
-  ConnectionLimits limits;
-  std::string metrics;  // [HOST:]PORT of /metrics, or empty
-  bool share_main_data;
-};
+// The options of one run(): the process's, with run()'s arguments over them.
+struct Choice : ServerOptions {};
 
-bool resolve_choice(PyObject* workers, PyObject* backend, PyObject* policy, PyObject* limits,
-                    Choice& out) {
+bool resolve_choice(PyObject* args, PyObject* kwargs, Choice& out) {
   const RuntimeOptions& o = runtime_options();
-  out.limits = o.limits;
-  if (limits) {
-    // run(header_timeout=0.5, max_body="4m", ...): the same names and forms as the flags.
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(limits, &pos, &key, &value)) {
-      const char* name = PyUnicode_AsUTF8(key);
-      if (!name) return false;
-      const LimitOption* found = nullptr;
-      for (const LimitOption& l : limit_options())
-        if (l.keyword == name) found = &l;
-      if (!found) {
-        PyErr_Format(PyExc_TypeError, "run() got an unexpected keyword argument '%s'", name);
-        return false;
-      }
-      Ref text(PyObject_Str(value));
-      const char* s = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
-      if (!s) return false;
-      std::string why;
-      if (PyBool_Check(value) || !set_limit(*found, s, out.limits, why)) {
-        PyErr_Format(PyExc_ValueError, "%s %s", name, why.empty() ? "expects a number" : why.c_str());
-        return false;
-      }
-    }
-  }
-  out.metrics = o.metrics;
-  out.share_main_data = o.share_main_data;
-  out.workers = o.workers;
-  out.backend = o.backend;
-  out.policy = o.numa_policy;
-  out.policy_explicit = o.numa_policy_origin != OptionOrigin::built_in;
-  std::string error;
-  if (workers && workers != Py_None) {
-    long n = PyLong_AsLong(workers);
-    if (n == -1 && PyErr_Occurred()) return false;
-    if (n < 0 || n > static_cast<long>(max_workers)) {
-      PyErr_Format(PyExc_ValueError, "workers must be 0 (the main thread) to %u, not %ld",
-                   max_workers, n);
-      return false;
-    }
-    out.workers = static_cast<unsigned>(n);
-  } else if (out.workers == 0 && o.workers_origin == OptionOrigin::built_in) {
-    out.workers = allowed_cpu_count();  // the build default 0 means one per CPU
-  }
-  if (backend && backend != Py_None) {
-    const char* s = PyUnicode_AsUTF8(backend);
-    if (!s) return false;
-    if (!parse_backend(s, out.backend, error)) {
-      PyErr_Format(PyExc_ValueError, "backend %s", error.c_str());
-      return false;
-    }
-  }
-  if (policy && policy != Py_None) {
-    const char* s = PyUnicode_AsUTF8(policy);
-    if (!s) return false;
-    if (!valid_numa_policy(s, error)) {
-      PyErr_Format(PyExc_ValueError, "numa_policy %s", error.c_str());
-      return false;
-    }
-    out.policy = s;
-    out.policy_explicit = true;
-  }
+  static_cast<ServerOptions&>(out) = o;
+  if (!apply_run_arguments(args, kwargs, out)) return false;
+  // The build default 0 means one per CPU; a 0 someone asked for, the main thread.
+  if (out.workers == 0 && !out.given(OptionId::workers)) out.workers = allowed_cpu_count();
   return true;
 }
 
@@ -709,11 +641,12 @@ PyObject* run_on_workers(const Choice& choice) {
     std::string error;
     auto topo = numa::Topology::load(numa::Source::host(), error);
     if (topo) {
-      auto plan = numa::make_plan(*topo, choice.policy, static_cast<int>(choice.workers), error);
+      auto plan =
+          numa::make_plan(*topo, choice.numa_policy, static_cast<int>(choice.workers), error);
       if (plan) {
         slots = plan->slots;
-      } else if (choice.policy_explicit) {
-        PyErr_Format(names().parallel_error, "numa policy '%s': %s", choice.policy.c_str(),
+      } else if (choice.given(OptionId::numa_policy)) {
+        PyErr_Format(names().parallel_error, "numa policy '%s': %s", choice.numa_policy.c_str(),
                      error.c_str());
         return nullptr;
       } else {
@@ -806,7 +739,7 @@ PyObject* run_on_workers(const Choice& choice) {
   r.running = true;
   pp::log("{}", pool.backend_reason());
   pp::log("{} worker{} running (numa policy {})", pool.size(), pool.size() == 1 ? "" : "s",
-          choice.policy);
+          choice.numa_policy);
 
   MetricsServer metrics;
   bool stop = !start_metrics(choice.metrics, metrics);  // its error is re-raised below
@@ -957,8 +890,7 @@ void request_stop() {
   r.wake_main.notify_all();
 }
 
-PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy,
-                      PyObject* limits, PyObject* metrics_port, PyObject* share_main_data) {
+PyObject* run_runtime(PyObject* args, PyObject* kwargs) {
   Runtime& r = rt();
   if (is_parallel_thread()) {
     PyErr_SetString(names().parallel_error, "run() cannot be called from a parallel callback");
@@ -974,30 +906,7 @@ PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_polic
     ~Reopen() { open_registry(); }
   } reopen;
   Choice choice;
-  if (!resolve_choice(workers, backend, numa_policy, limits, choice)) return nullptr;
-  if (metrics_port && metrics_port != Py_None) {
-    // run(metrics_port=9180) or run(metrics_port="0.0.0.0:9180"); the same forms as the flag.
-    Ref text(PyLong_Check(metrics_port) || PyUnicode_Check(metrics_port)
-                 ? PyObject_Str(metrics_port)
-                 : nullptr);
-    const char* t = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
-    std::string host, why;
-    std::uint16_t port = 0;
-    if (!t || PyBool_Check(metrics_port) || !parse_metrics_address(t, host, port, why)) {
-      PyErr_Clear();
-      PyErr_Format(PyExc_ValueError, "metrics_port %s",
-                   why.empty() ? "expects an int port or a 'HOST:PORT' str" : why.c_str());
-      return nullptr;
-    }
-    choice.metrics = t;
-  }
-  if (share_main_data && share_main_data != Py_None) {
-    if (!PyBool_Check(share_main_data)) {
-      PyErr_SetString(PyExc_TypeError, "share_main_data expects True or False");
-      return nullptr;
-    }
-    choice.share_main_data = share_main_data == Py_True;
-  }
+  if (!resolve_choice(args, kwargs, choice)) return nullptr;
   freeze_main_thread_data(choice.share_main_data);
   r.stop_requested = false;
   r.run_thread = PyThread_get_thread_ident();

@@ -172,13 +172,10 @@ pp::Loop* current_loop();
 /// True inside `run()`.
 bool runtime_running();
 
-/// parallel.run / parallel.stop implementations. `limits`: null, or a dict of
-/// ConnectionLimits keywords (header_timeout=..., see core/limit_options.h); `metrics_port`:
-/// null/None (the --metrics-port option), or an int port or a "HOST:PORT" str;
-/// `share_main_data`: null/None (the --share-main-data option) or a bool (share.h).
-PyObject* run_runtime(PyObject* workers, PyObject* backend, PyObject* numa_policy,
-                      PyObject* limits, PyObject* metrics_port = nullptr,
-                      PyObject* share_main_data = nullptr);
+/// parallel.run / parallel.stop implementations. run()'s `args` and `kwargs` (either may
+/// be null) are the option table's keywords (core/options.h, option_keywords.h), over the
+/// process's options for this run.
+PyObject* run_runtime(PyObject* args, PyObject* kwargs);
 void request_stop();
 
 /// parallel.stats() implementation.

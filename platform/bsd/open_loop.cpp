@@ -34,6 +34,11 @@ OpenLoopResult open_loop(BackendKind kind, const LoopOptions& options) {
   }
 }
 
+std::span<const BackendKind> built_backends() {
+  static constexpr BackendKind kinds[] = {BackendKind::kqueue};
+  return kinds;
+}
+
 std::vector<BackendKind> available_backends() {
   std::vector<BackendKind> kinds;
   if (open_loop(BackendKind::kqueue).loop) kinds.push_back(BackendKind::kqueue);

@@ -82,9 +82,15 @@ OpenLoopResult open_loop(BackendKind kind, const LoopOptions& options) {
   return out;
 }
 
+std::span<const BackendKind> built_backends() {
+  static constexpr BackendKind kinds[] = {BackendKind::io_uring, BackendKind::libaio,
+                                          BackendKind::epoll};
+  return kinds;
+}
+
 std::vector<BackendKind> available_backends() {
   std::vector<BackendKind> kinds;
-  for (auto kind : {BackendKind::io_uring, BackendKind::libaio, BackendKind::epoll}) {
+  for (BackendKind kind : built_backends()) {
     if (open_loop(kind).loop) kinds.push_back(kind);
   }
   return kinds;

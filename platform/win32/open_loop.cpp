@@ -35,6 +35,11 @@ OpenLoopResult open_loop(BackendKind kind, const LoopOptions& options) {
   return out;
 }
 
+std::span<const BackendKind> built_backends() {
+  static constexpr BackendKind kinds[] = {BackendKind::iocp};
+  return kinds;
+}
+
 std::vector<BackendKind> available_backends() {
   std::vector<BackendKind> kinds;
   if (open_loop(BackendKind::iocp).loop) kinds.push_back(BackendKind::iocp);

@@ -318,6 +318,29 @@ def test_bad_options(args, needle):
     assert needle in proc.stderr
 
 
+@pytest.mark.parametrize("args,env,message", [
+    # The variable was not checked before start-up: it is now, as the flag is, and the
+    # error names the variable and the valid values.
+    ([], {"PYPARALLEL_NUMA_POLICY": "everywhere"},
+     "PYPARALLEL_NUMA_POLICY expects compact, scatter, none, node:K or a CPU list such as "
+     "0-3,8, got 'everywhere'"),
+    (["--numa-policy", "3-1"], {},
+     "--numa-policy expects compact, scatter, none, node:K or a CPU list such as 0-3,8, "
+     "got '3-1'"),
+    # The backends are the build's for this OS: iocp is refused before the engine starts.
+    ([], {"PYPARALLEL_BACKEND": "iocp"},
+     "PYPARALLEL_BACKEND expects one of auto, io_uring, libaio, epoll, got 'iocp'"),
+    (["--backend", "kqueue"], {},
+     "--backend expects one of auto, io_uring, libaio, epoll, got 'kqueue'"),
+])
+def test_bad_values_exit_2_naming_the_valid_ones(args, env, message):
+    proc = subprocess.run([str(HTTPD), "--port", str(free_port()), *args], capture_output=True,
+                          text=True, timeout=10, env=dict(os.environ, **env))
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr, proc.stderr
+    assert "serving http://" not in proc.stderr
+
+
 def test_numa_policy_pins_workers(docroot):
     cpus = sorted(os.sched_getaffinity(0))
     cpu = cpus[-1]

@@ -1,14 +1,16 @@
 """Serve a WSGI or ASGI application on every core: ``pyparallel -m parallel.serve``.
 
-    pyparallel -m parallel.serve module:app [--host H] [--port P] [--workers N]
+    pyparallel -m parallel.serve module:app [--host H] [--port P]
         [--interface auto|wsgi|asgi] [--lifespan auto|on|off] [--app-dir DIR]
-        [--backend B] [--numa-policy P] [--header-timeout S] [--max-body N] ...
+        [--workers N] [--backend B] [--numa-policy P] [--header-timeout S] [--max-body N] ...
 
 ``module:app`` names the application (``pkg.mod:obj.attr`` works). The interface is
 detected when omitted: an object whose ``__call__`` is a coroutine function is ASGI,
 anything else callable is WSGI. The workers are threads of this one process, so the
 application and its data are loaded once and shared by all of them. The runtime's
-backend, NUMA and connection-limit flags are the host's (``pyparallel --help``).
+options (workers, backend, NUMA policy, metrics, connection limits) are the option table's
+(``parallel._option_table()``, ``pyparallel --help``): the same flags, checked by the same
+parser, passed to ``parallel.run()`` as its keywords.
 """
 from __future__ import annotations
 
@@ -44,33 +46,62 @@ def load_app(spec: str):
     return obj
 
 
-def _parser(limits: dict) -> argparse.ArgumentParser:
+def _table_rows() -> list[dict]:
+    """The option table's rows that run() takes (``parallel._option_table()``): the
+    runtime's options and the connection limits, as the host's flags name them."""
+    return [row for row in parallel._option_table() if "run" in row["users"]]
+
+
+def _option_type(keyword: str):
+    """The table's parser for one option as an argparse ``type``: a malformed value is
+    argparse's usage error, worded as the host's flag would word it."""
+    def parse(text: str):
+        try:
+            return parallel._parse_option(keyword, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = keyword
+    return parse
+
+
+def _option_help(row: dict) -> str:
+    """A row's help as ``pyparallel --help`` shows it (argparse %-formats help text)."""
+    text = row["help"]
+    if row["choices"]:
+        text += f" ({', '.join(row['choices'])})"
+    text += f"; default {row['default']}; {row['environment']}"
+    return text.replace("%", "%%")
+
+
+def _parser(rows: list[dict]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pyparallel -m parallel.serve",
         description="Serve a WSGI or ASGI application on the parallel runtime's workers.")
     p.add_argument("app", help="the application, as module:attribute")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker threads (default: the host's --workers, else one per CPU)")
     p.add_argument("--interface", choices=["auto", "wsgi", "asgi"], default="auto",
                    help="the application's interface (auto: detect)")
     p.add_argument("--lifespan", choices=["auto", "on", "off"], default="auto",
                    help="ASGI lifespan: auto runs it if the app supports it")
     p.add_argument("--app-dir", default=".", help="put this folder first on sys.path (.)")
-    p.add_argument("--backend", default=None, help="completion backend (io_uring, epoll, ...)")
-    p.add_argument("--numa-policy", default=None,
-                   help="worker placement: compact, scatter, none, node:K or a CPU list")
     p.add_argument("--backlog", type=int, default=4096, help="listen backlog (4096)")
-    for keyword in limits:
-        p.add_argument("--" + keyword.replace("_", "-"), dest=keyword, default=None,
-                       help=f"as the host's flag of that name (now {limits[keyword]})")
+    groups = {
+        "runtime": p.add_argument_group(
+            "runtime options", "pyparallel's own; one given here wins over the host's flag "
+            "and its variable"),
+        "limit": p.add_argument_group("limits of every connection"),
+    }
+    for row in rows:
+        groups[row["group"]].add_argument(
+            row["flag"], dest=row["keyword"], metavar=row["metavar"], default=None,
+            type=_option_type(row["keyword"]), help=_option_help(row))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    limits = parallel._options().get("limits", {})
-    args = _parser(limits).parse_args(argv)
+    rows = _table_rows()
+    args = _parser(rows).parse_args(argv)
     sys.path.insert(0, os.path.abspath(args.app_dir))
     app = load_app(args.app)
     if not callable(app):
@@ -82,15 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     protocol = parallel.asgi(app) if interface == "asgi" else parallel.wsgi(app)
     server = parallel.server(args.host, args.port, args.backlog)
     parallel.register(transport=server, protocol=protocol)
-    chosen = {k: getattr(args, k) for k in limits if getattr(args, k) is not None}
+    # Values the table's parser made, handed to run() as its keywords.
+    chosen = {row["keyword"]: getattr(args, row["keyword"]) for row in rows
+              if getattr(args, row["keyword"]) is not None}
     print(f"parallel.serve: {args.app} ({interface}) on http://{args.host}:{args.port}",
           file=sys.stderr, flush=True)
     started = False
     if interface == "asgi" and args.lifespan != "off":
         started = protocol.startup(required=args.lifespan == "on")
     try:
-        parallel.run(workers=args.workers, backend=args.backend, numa_policy=args.numa_policy,
-                     **chosen)
+        parallel.run(**chosen)
     finally:
         if started:
             protocol.shutdown()

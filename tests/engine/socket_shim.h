@@ -73,7 +73,9 @@ inline int accept_blocking(int listener) {
 /// accept(2) on `listener`, blocking, for a connection the test hands to the engine. On
 /// Windows a socket accepted from an overlapped listener (listen_tcp makes them so) is
 /// overlapped too, which is what IOCP needs; there is no non-blocking flag to set.
-inline int accept_for_engine(int listener) { return accept_blocking(listener); }
+inline int accept_for_engine(int listener) {
+  return accept_blocking(listener);
+}
 
 /// Receives what `fd` has right now into `buf`, without waiting: the byte count, 0 at EOF,
 /// kWouldBlock when nothing is there yet, -1 on error. (select first: Winsock's recv has no
@@ -106,8 +108,8 @@ inline std::ptrdiff_t send_now(int fd, const char* buf, std::size_t n) {
 
 /// Sends from `buf`, waiting for room: the byte count, -1 on error.
 inline std::ptrdiff_t send_blocking(int fd, const char* buf, std::size_t n) {
-  int sent = ::send(static_cast<SOCKET>(fd), buf,
-                    static_cast<int>(std::min<std::size_t>(n, 1 << 20)), 0);
+  int sent =
+      ::send(static_cast<SOCKET>(fd), buf, static_cast<int>(std::min<std::size_t>(n, 1 << 20)), 0);
   return sent < 0 ? -1 : sent;
 }
 
@@ -138,7 +140,9 @@ inline bool inherited_by_children(int fd) {
 /// Whether `fd` is in non-blocking mode, where the OS can say: nullopt on Windows, where
 /// Winsock offers no way to read FIONBIO back (the engine's sockets are overlapped there
 /// instead, and the suite's I/O on them is what checks it).
-inline std::optional<bool> nonblocking(int) { return std::nullopt; }
+inline std::optional<bool> nonblocking(int) {
+  return std::nullopt;
+}
 
 /// Writes `content` to a new temporary file; its path goes to `path`. False on failure.
 inline bool write_temp_file(std::string_view content, std::string& path) {
@@ -155,11 +159,15 @@ inline bool write_temp_file(std::string_view content, std::string& path) {
 }
 
 /// Deletes a file (its handles must be closed first: Windows refuses to delete an open file).
-inline void remove_file(const std::string& path) { ::DeleteFileA(path.c_str()); }
+inline void remove_file(const std::string& path) {
+  ::DeleteFileA(path.c_str());
+}
 
 /// Makes room for `need` descriptors in this process; false with `why` set when it cannot.
 /// Windows has no per-process descriptor limit to raise (RLIMIT_NOFILE on POSIX).
-inline bool raise_descriptor_limit(std::size_t, std::string&) { return true; }
+inline bool raise_descriptor_limit(std::size_t, std::string&) {
+  return true;
+}
 
 /// True when the test runs under Wine (its ntdll exports wine_get_version). Tests mark the
 /// few places where Wine behaves unlike Windows with it, and say why there.
@@ -197,13 +205,19 @@ inline bool write_after_reset_error(std::int64_t r) {
 #else  // POSIX
 
 /// Closes a test-side handle, a socket or a file: close(2) takes both.
-inline void close_fd(int fd) { ::close(fd); }
+inline void close_fd(int fd) {
+  ::close(fd);
+}
 
 /// The last failed socket call's error, for a failure message.
-inline std::string socket_error_text() { return std::strerror(errno); }
+inline std::string socket_error_text() {
+  return std::strerror(errno);
+}
 
 /// A plain blocking TCP socket for the test's own side of a connection.
-inline int plain_socket() { return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); }
+inline int plain_socket() {
+  return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
 
 /// accept(2) on `listener`, blocking: a connection for the test's own use.
 inline int accept_blocking(int listener) {
@@ -280,7 +294,9 @@ inline bool write_temp_file(std::string_view content, std::string& path) {
 }
 
 /// Deletes a file (its handles must be closed first: Windows refuses to delete an open file).
-inline void remove_file(const std::string& path) { ::unlink(path.c_str()); }
+inline void remove_file(const std::string& path) {
+  ::unlink(path.c_str());
+}
 
 /// Makes room for `need` descriptors in this process (RLIMIT_NOFILE, up to its hard limit);
 /// false with `why` set when it cannot.
@@ -302,7 +318,9 @@ inline bool raise_descriptor_limit(std::size_t need, std::string& why) {
 }
 
 /// True when the test runs under Wine: never, off Windows.
-constexpr bool under_wine() { return false; }
+constexpr bool under_wine() {
+  return false;
+}
 
 /// For the span of a test: SIGPIPE at its default disposition (which kills the process), so
 /// that surviving a write to a vanished peer shows the engine raised none. Windows has no
@@ -334,11 +352,15 @@ class DefaultSigpipe {
 
 /// Whether `r` is how a sendfile fails when the peer reset the connection part-way: EPIPE or
 /// ECONNRESET on POSIX; TransmitFile may also report WSAECONNABORTED.
-inline bool reset_peer_sendfile_error(std::int64_t r) { return r == -ECONNRESET || r == -EPIPE; }
+inline bool reset_peer_sendfile_error(std::int64_t r) {
+  return r == -ECONNRESET || r == -EPIPE;
+}
 
 /// Whether `r` is how each later write fails once a reset has been reported: EPIPE on POSIX;
 /// Winsock keeps reporting the reset, or that the socket is no longer connected.
-inline bool write_after_reset_error(std::int64_t r) { return r == -EPIPE; }
+inline bool write_after_reset_error(std::int64_t r) {
+  return r == -EPIPE;
+}
 
 #endif
 

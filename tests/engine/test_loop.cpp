@@ -1045,9 +1045,8 @@ TEST_CASE("cancel: a send blocked on a full socket ends with -ECANCELED; the nex
     second.op.prep_send(p.server.get(), s2, Probe::on_complete, &second);
     submit(loop, second.op);
     std::string got;
-    PP_RUN_UNTIL(loop, (read_available(p.client.get(), got), second.done() &&
-                                                               got.size() >= after.size() &&
-                                                               got.ends_with(after)));
+    PP_RUN_UNTIL(loop, (read_available(p.client.get(), got),
+                        second.done() && got.size() >= after.size() && got.ends_with(after)));
     CHECK(second.last() == static_cast<std::int64_t>(after.size()));
     // What the cancelled send had written is a prefix of it, and the next send follows it.
     CHECK(got.size() < big.size() + after.size());

@@ -1,10 +1,14 @@
 """Shared pytest fixtures; the helpers themselves live in pptest.py."""
 import pathlib
 import signal
+import sys
 
 import pytest
 
-from pptest import build_dir, free_port
+from pptest import ROOT, build_dir, free_port
+
+sys.path.insert(0, str(ROOT / "tests" / "win32"))
+import wine  # noqa: E402  (tests/win32/wine.py)
 
 # A shell without job control starts a background command (`./pp test &` in a script)
 # with SIGINT ignored, and every process started from here would inherit that: a Python
@@ -23,3 +27,15 @@ def build() -> pathlib.Path:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture(scope="session")
+def wine_prefix():
+    """A booted throw-away Wine prefix for every test that runs the Windows build (booting one
+    takes seconds, so the session shares it); its processes are killed and it is removed at
+    the end. Skips the test, with the reason, where Wine or the cross build is missing."""
+    reason = wine.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with wine.WinePrefix() as prefix:
+        yield prefix

@@ -207,11 +207,13 @@ def fuzz(tally: Tally) -> None:
 
 
 def windows_under_wine(tally: Tally) -> None:
-    """The Windows cross build's doctest binaries (the engine suite on IOCP, the HTTP and
-    platform tests), each run under Wine in a throw-away prefix whose processes are all
-    killed afterwards. tests/win32/test_httpd_wine.py runs in the python suite. Without a
-    cross build (no `./pp build-windows`) this is skipped, unless PP_EXPECT_WINDOWS=1 (set
-    by `./pp test`, which builds it) makes the missing build a failure."""
+    """The Windows cross build's doctest binaries (the engine suite on IOCP -- the same
+    tests/engine/test_loop.cpp every backend runs --, the connection, HTTP and platform
+    tests), each run under Wine in a throw-away prefix whose processes are all killed
+    afterwards. The httpd end to end under Wine (tests/e2e/test_httpd.py, its "wine" host)
+    runs in the python suite. Without a cross build (no `./pp build-windows`) this is
+    skipped, unless PP_EXPECT_WINDOWS=1 (set by `./pp test`, which builds it) makes the
+    missing build a failure."""
     sys.path.insert(0, str(ROOT / "tests" / "win32"))
     import wine  # tests/win32/wine.py
     reason = wine.unavailable_reason()

@@ -3,8 +3,6 @@
 // --max-connections, each on every backend this host has.
 #include <doctest/doctest.h>
 
-#include <sys/socket.h>
-
 #include <string>
 
 #include "core/connection.h"

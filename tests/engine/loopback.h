@@ -1,20 +1,18 @@
 // tests/engine/loopback.h -- helpers for engine tests on loopback TCP, shared by every
-// backend's tests: a recording operation (Probe), a bounded run-until, test-side sockets.
+// backend's tests on every OS: a recording operation (Probe), a bounded run-until, test-side
+// sockets. What POSIX and Winsock spell differently is in socket_shim.h, so that the same
+// suite (test_loop.cpp) runs on io_uring, libaio, epoll, kqueue and IOCP.
 //
 // Everything here is bounded in time: a test that waits uses run_until, which gives up at a
 // deadline (and the RUN_UNTIL macro turns that into a failure) instead of hanging.
 #pragma once
 
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <arpa/inet.h>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -24,6 +22,7 @@
 
 #include "core/loop.h"
 #include "core/net.h"
+#include "tests/engine/socket_shim.h"
 #if defined(PP_TEST_KQUEUE_EMULATION)
 #include "platform/bsd/backends.h"
 #endif
@@ -96,7 +95,28 @@ inline void run_for(Loop& loop, std::chrono::milliseconds d) {
   while (std::chrono::steady_clock::now() < until) loop.run_once(1ms);
 }
 
-/// An owned fd, closed on destruction.
+/// Checks what every finished Probe must satisfy: exactly one final completion, all earlier
+/// ones flagged `more`, none inside submit(), recv data matching its result.
+inline void check_probe(const Probe& p) {
+  CHECK(p.finals == 1);
+  for (std::size_t i = 0; i + 1 < p.mores.size(); ++i) CHECK(p.mores[i]);
+  CHECK_FALSE(p.ran_in_submit);
+  CHECK_FALSE(p.data_mismatch);
+}
+
+/// Cancels `victim` through the loop and waits for both to finish: the cancel with 0, the
+/// victim with its last completion, -ECANCELED.
+inline void cancel_and_wait(Loop& loop, Probe& victim) {
+  Probe c;
+  c.op.prep_cancel(&victim.op, Probe::on_complete, &c);
+  submit(loop, c.op);
+  PP_RUN_UNTIL(loop, c.done() && victim.done());
+  CHECK(c.last() == 0);
+  CHECK(victim.last() == -ECANCELED);
+  CHECK_FALSE(victim.last_more());
+}
+
+/// An owned socket or file (an fd on POSIX, a handle on Windows), closed on destruction.
 class Fd {
  public:
   Fd() = default;
@@ -116,13 +136,22 @@ class Fd {
   /// Gives up ownership (e.g. after handing the fd to a close operation).
   int release() { return std::exchange(fd_, -1); }
   void reset() {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0) close_fd(fd_);
     fd_ = -1;
   }
 
  private:
   int fd_ = -1;
 };
+
+/// Closes `fd` through the loop (prep_close) and waits for it to finish with 0.
+inline void close_and_wait(Loop& loop, Fd& fd) {
+  Probe c;
+  c.op.prep_close(fd.release(), Probe::on_complete, &c);
+  submit(loop, c.op);
+  PP_RUN_UNTIL(loop, c.done());
+  CHECK(c.last() == 0);
+}
 
 /// A listening socket on 127.0.0.1, on a free port.
 struct Listener {
@@ -145,19 +174,19 @@ struct Listener {
 /// A blocking client socket connected to 127.0.0.1:`port` (loopback connects complete from
 /// the listener's backlog, without the listener's loop running).
 inline Fd connect_client(std::uint16_t port) {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(fd.get() >= 0);
+  Fd fd(plain_socket());
+  REQUIRE_MESSAGE(fd.get() >= 0, socket_error_text());
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(port);
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE_MESSAGE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0,
-                  std::strerror(errno));
+                  socket_error_text());
   return fd;
 }
 
-/// A connected loopback pair: `client` blocking (the test's side), `server` non-blocking
-/// (handed to the engine).
+/// A connected loopback pair: `client` blocking (the test's side), `server` ready for the
+/// engine (non-blocking on POSIX, overlapped on Windows).
 struct TcpPair {
   Fd client;
   Fd server;
@@ -165,8 +194,8 @@ struct TcpPair {
 inline TcpPair tcp_pair(Listener& l) {
   TcpPair p;
   p.client = connect_client(l.port);
-  p.server = Fd(::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-  REQUIRE_MESSAGE(p.server.get() >= 0, std::strerror(errno));
+  p.server = Fd(accept_for_engine(l.fd.get()));
+  REQUIRE_MESSAGE(p.server.get() >= 0, socket_error_text());
   return p;
 }
 
@@ -174,21 +203,16 @@ inline TcpPair tcp_pair(Listener& l) {
 inline bool read_available(int fd, std::string& out) {
   char buf[65536];
   for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n > 0) {
-      out.append(buf, static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-    if (n < 0 && errno == EINTR) continue;
-    return false;
+    std::ptrdiff_t n = recv_now(fd, buf, sizeof buf);
+    if (n <= 0) return n == kWouldBlock;
+    out.append(buf, static_cast<std::size_t>(n));
   }
 }
 
 /// Writes as much of `data` from `pos` as `fd` takes now, without blocking; advances `pos`.
 inline void write_available(int fd, const std::string& data, std::size_t& pos) {
   while (pos < data.size()) {
-    ssize_t n = ::send(fd, data.data() + pos, data.size() - pos, MSG_DONTWAIT | MSG_NOSIGNAL);
+    std::ptrdiff_t n = send_now(fd, data.data() + pos, data.size() - pos);
     if (n <= 0) return;
     pos += static_cast<std::size_t>(n);
   }
@@ -197,21 +221,25 @@ inline void write_available(int fd, const std::string& data, std::size_t& pos) {
 /// Writes all of `s` (blocking); for small messages the socket buffer always takes.
 inline void write_all(int fd, std::string_view s) {
   while (!s.empty()) {
-    ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-    REQUIRE_MESSAGE(n > 0, std::strerror(errno));
+    std::ptrdiff_t n = send_blocking(fd, s.data(), s.size());
+    REQUIRE_MESSAGE(n > 0, socket_error_text());
     s.remove_prefix(static_cast<std::size_t>(n));
   }
 }
 
+/// Sets SO_SNDBUF and SO_RCVBUF where given (> 0).
 inline void set_buffer_sizes(int fd, int sndbuf, int rcvbuf) {
-  if (sndbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  // The char* cast is Winsock's signature; POSIX takes it as the void* it wants.
+  if (sndbuf > 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, reinterpret_cast<const char*>(&sndbuf), sizeof sndbuf);
+  if (rcvbuf > 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char*>(&rcvbuf), sizeof rcvbuf);
 }
 
 /// Closes `fd` with SO_LINGER 0, so the peer gets a reset instead of a FIN.
 inline void close_with_reset(Fd& fd) {
   linger lg{1, 0};
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&lg), sizeof lg);
   fd.reset();
 }
 

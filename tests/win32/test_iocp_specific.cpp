@@ -1,6 +1,7 @@
 // tests/win32/test_iocp_specific.cpp -- what only the Windows build has: backend selection
 // (iocp is the only backend) and the listener shared by several loops (platform/win32/net.cpp,
-// accept_port.h), which stands in for SO_REUSEPORT.
+// accept_port.h), which stands in for SO_REUSEPORT. The engine suite every backend runs,
+// IOCP included, is tests/engine/test_loop.cpp; both link into engine_tests_iocp.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -8,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/win32/loopback_win32.h"
+#include "tests/engine/loopback.h"
 
 using namespace pp;
 using namespace pp::test;
@@ -74,7 +75,7 @@ TEST_CASE("a listener shared by two loops: both accept from one port, each on it
           *w[i].loop, [&] { return c.done() && w[i].acc.done(); }, 5s);
       for (std::size_t k = 0; k < w[i].acc.results.size(); ++k)
         if (w[i].acc.results[k] >= 0 && w[i].acc.mores[k])
-          close_any(static_cast<int>(w[i].acc.results[k]));
+          close_fd(static_cast<int>(w[i].acc.results[k]));
     });
   }
   std::this_thread::sleep_for(100ms);  // both accepts posted

@@ -2,8 +2,9 @@
 user of this module, booted once (bounded), and its wineserver killed at the end so no Wine
 process outlives the tests.
 
-Used by tests/win32/test_httpd_wine.py (pytest) and tests/run_all.py (the Windows doctest
-binaries). The Windows build is the meson cross build in PP_WINDOWS_BUILD_DIR (default
+Used by tests/conftest.py (the session's `wine_prefix` fixture, for tests/e2e/test_httpd.py
+through tests/e2e/httpd_hosts.py, and tests/win32/test_topology_wine.py) and by
+tests/run_all.py (the Windows doctest binaries). The Windows build is the meson cross build in PP_WINDOWS_BUILD_DIR (default
 ./build-windows, made by `./pp build-windows`).
 """
 import os

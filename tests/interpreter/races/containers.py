@@ -68,6 +68,39 @@ class IteratorEnd(Scenario):
         return all(box_ok(b, range(3)) for b in value)
 
 
+class IteratorEndGeneric(Scenario):
+    """One short tuple iterator that readers run to its end through both paths at once:
+    the specialized FOR_ITER_TUPLE and the generic tupleiter_next (next(), list.extend,
+    and the deopt FOR_ITER_TUPLE takes when another thread took the last item). The
+    scenario holds the tuple as well. Upstream 3.13's tupleiter_next, at
+    the end, cleared it_seq and dropped the tuple once per thread that got there (patch
+    0018): the tuple was freed twice, or freed while FOR_ITER_TUPLE read its items."""
+
+    def __init__(self):
+        self.items = ()
+        self.it_tuple = iter(self.items)
+
+    def read(self):
+        items, it = self.items, self.it_tuple
+        out = list(items)
+        first = next(it, None)
+        if first is not None:
+            out.append(first)
+        for b in it:
+            out.append(b)
+        out.extend(it)
+        return out
+
+    def mutate(self, i):
+        # The scenario holds the tuple too: a reference dropped twice frees it under
+        # self.items, which the readers then read.
+        self.items = tuple(Box(k) for k in range(4))
+        self.it_tuple = iter(self.items)
+
+    def ok(self, value):
+        return all(box_ok(b, range(4)) for b in value)
+
+
 class ListDictItems(Scenario):
     """BINARY_SUBSCR_LIST_INT, STORE_SUBSCR_LIST_INT, UNPACK_SEQUENCE_LIST, FOR_ITER_LIST,
     CALL_LIST_APPEND, BINARY_SUBSCR_DICT, STORE_SUBSCR_DICT and CONTAINS_OP_DICT while a
@@ -129,5 +162,6 @@ class ListDictItems(Scenario):
 SCENARIOS = {
     "shared_iterator": SharedIterator,
     "iterator_end": IteratorEnd,
+    "iterator_end_generic": IteratorEndGeneric,
     "list_dict_items": ListDictItems,
 }

@@ -35,6 +35,7 @@ EXPECTED_FORMS = {
     "copied_globals": {"LOAD_GLOBAL_MODULE", "LOAD_GLOBAL_BUILTIN"},
     "shared_iterator": {"FOR_ITER_LIST", "FOR_ITER_TUPLE", "FOR_ITER_RANGE"},
     "iterator_end": {"FOR_ITER_TUPLE", "FOR_ITER_LIST"},
+    "iterator_end_generic": {"FOR_ITER_TUPLE"},
     "list_dict_items": {"FOR_ITER_LIST", "BINARY_SUBSCR_LIST_INT", "STORE_SUBSCR_LIST_INT",
                         "UNPACK_SEQUENCE_LIST", "CALL_LIST_APPEND", "BINARY_SUBSCR_DICT",
                         "STORE_SUBSCR_DICT", "CONTAINS_OP_DICT"},

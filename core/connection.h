@@ -64,6 +64,23 @@ class Connection {
     linger,        // linger_timeout: discarding input after an error response
   };
 
+  /// Defers the connection's deletion while code outside the engine's callbacks works on
+  /// it (a deferred response finishing from a Python event loop): a close inside only
+  /// marks it, and the guard's end deletes it if it is done. Touch nothing after that.
+  class Hold {
+   public:
+    explicit Hold(Connection& c) : c_(c) { ++c_.dispatching_; }
+    ~Hold() {
+      --c_.dispatching_;
+      c_.maybe_finish();  // may delete the connection
+    }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+
+   private:
+    Connection& c_;
+  };
+
  protected:
   /// Sets what the connection now waits for, starting that wait's clock. Setting the
   /// wait it already has restarts the clock only for `request_body` (its timeout is per

@@ -2,6 +2,7 @@
 #include "core/http/http_connection.h"
 
 #include "core/http/response.h"
+#include "core/log.h"
 
 namespace pp::http {
 
@@ -33,18 +34,48 @@ void HttpConnection::on_resume() {
   process({});
 }
 
+void HttpConnection::on_eof() {
+  eof_ = true;
+  if (!response_pending_) close_after_send();
+}
+
+void HttpConnection::finish_response(bool close) {
+  Hold hold(*this);  // outside the engine's callbacks a close would delete this at once
+  if (!response_pending_) {
+    // Finished inside respond(): the request loop goes on (or stops, closing).
+    if (close) close_after_send();
+    return;
+  }
+  response_pending_ = false;
+  count_response(pending_since_);
+  if (close) {
+    close_after_send();
+    return;
+  }
+  process({});  // the requests that waited behind it
+}
+
+void HttpConnection::count_response(std::chrono::steady_clock::time_point since) {
+  WorkerMetrics* metrics = thread_metrics();
+  if (!metrics) return;
+  metrics->count_latency(std::chrono::steady_clock::now() - since);
+  if (metrics == owner_metrics()) WorkerMetrics::bump(metrics->requests);
+}
+
 void HttpConnection::process(std::string_view chunk) {
-  // Parse straight from the engine's buffer; copy only an unfinished request.
-  bool buffered = !pending_.empty();
+  // Parse straight from the engine's buffer; copy only an unfinished request, or what
+  // waits behind a pending response.
+  bool buffered = !pending_.empty() || response_pending_;
   if (buffered) pending_.append(chunk);
   std::string_view input = buffered ? std::string_view(pending_) : chunk;
   std::size_t pos = 0;
   bool completed = false;  // a request ended here: a partial one after it is a new head
-  // Latency: from this read to each response it completes (one clock read per response).
-  WorkerMetrics* metrics = thread_metrics();
+  // Latency: from this read to each response it completes (one clock read per read when
+  // the worker keeps metrics).
   auto arrived =
-      metrics ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  while (pos < input.size() && !closing()) {
+      thread_metrics() ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  in_loop_ = true;
+  while (pos < input.size() && !closing() && !response_pending_) {
     if (output_full()) {
       // The rest waits until the client has read what is queued: answering every
       // pipelined request of a read at once let one read queue gigabytes (16 x 32 MiB).
@@ -65,29 +96,46 @@ void HttpConnection::process(std::string_view chunk) {
     }
     head_complete_ = false;
     completed = true;
+    continue_sent_ = false;
     // Draining (a graceful stop): this response is the connection's last.
     bool close = r.close_after || draining();
     respond(request_, close);
-    if (metrics) {
-      metrics->count_latency(std::chrono::steady_clock::now() - arrived);
-      if (metrics == owner_metrics()) WorkerMetrics::bump(metrics->requests);
-    }
     pos += r.consumed;
-    continue_sent_ = false;
+    if (response_pending_) {
+      pending_since_ = arrived;  // counted when it finishes
+      break;
+    }
+    count_response(arrived);
     if (close) close_after_send();
   }
+  in_loop_ = false;
   if (buffered)
     pending_.erase(0, pos);
   else if (pos < input.size() && !closing())
     pending_.assign(input.substr(pos));
-  if (!closing() && !input_held()) {
-    // The read deadline that now applies: between requests the keep-alive timeout; inside
-    // a head the header timeout from its first byte; inside a body the body timeout, from
-    // this read.
-    if (pending_.empty())
+  if (eof_ && !response_pending_ && !input_held() && !closing()) {
+    // Half-closed: every complete request is answered; what is left of a partial one
+    // can never complete.
+    close_after_send();
+  } else if (!closing() && !input_held()) {
+    if (response_pending_) {
+      // The handler is still answering: no read deadline meanwhile (a long poll, a
+      // stream). Pipelined input waits, bounded like one more request.
+      expect(Wait::nothing);
+      const ConnectionLimits& l = limits();
+      if (pending_.size() > l.max_body + 2 * l.max_header_bytes + 65536) {
+        pp::log("http: a client pipelined too much behind a pending response; closing");
+        abort();
+        return;
+      }
+    } else if (pending_.empty()) {
+      // The read deadline that now applies: between requests the keep-alive timeout;
+      // inside a head the header timeout from its first byte; inside a body the body
+      // timeout, from this read.
       expect(Wait::next_request, completed);
-    else
+    } else {
       expect(head_complete_ ? Wait::request_body : Wait::request_head, completed);
+    }
   }
   flush();
 }

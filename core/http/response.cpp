@@ -18,13 +18,20 @@ bool is_token(std::string_view name) {
   });
 }
 
-namespace {
+bool is_field_value(std::string_view value) {
+  return std::none_of(value.begin(), value.end(), [](char ch) {
+    auto c = static_cast<unsigned char>(ch);
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+  });
+}
 
-void append_uint(std::string& out, std::uint64_t v) {
+void append_decimal(std::string& out, std::uint64_t v) {
   char buf[20];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, static_cast<std::size_t>(end - buf));
 }
+
+namespace {
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
@@ -35,31 +42,59 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 
 }  // namespace
 
-void append_response_head(std::string& out, const ResponseHead& head) {
-  // Every response the engine writes passes here: counted by status for the worker's
-  // metrics (a thread-local read; nothing off server workers).
-  if (WorkerMetrics* m = thread_metrics()) m->count_response(head.status);
-  std::string_view reason = reason_phrase(head.status);
-  out.reserve(out.size() + 160 + head.content_type.size() + reason.size());
+void append_status_line(std::string& out, int status, std::string_view reason) {
+  // Counted here for the worker's metrics (a thread-local read; nothing off workers).
+  if (WorkerMetrics* m = thread_metrics()) m->count_response(status);
+  if (reason.empty()) reason = reason_phrase(status);
   out.append("HTTP/1.1 ", 9);
-  append_uint(out, static_cast<std::uint64_t>(head.status));
+  append_decimal(out, static_cast<std::uint64_t>(status));
   out.push_back(' ');
   out.append(reason);
-  out.append("\r\nServer: ", 10);
-  out.append(kServerName);
   out.append("\r\n", 2);
-  out.append(date_header_line());
+}
+
+void append_server_and_date(std::string& out, bool server, bool date) {
+  if (server) {
+    out.append("Server: ", 8);
+    out.append(kServerName);
+    out.append("\r\n", 2);
+  }
+  if (date) out.append(date_header_line());
+}
+
+void append_connection(std::string& out, ConnectionHeader connection) {
+  if (connection == ConnectionHeader::close) {
+    out.append("Connection: close\r\n", 19);
+  } else if (connection == ConnectionHeader::keep_alive) {
+    out.append("Connection: keep-alive\r\n", 24);
+  }
+}
+
+void append_chunk_head(std::string& out, std::uint64_t size) {
+  char buf[16];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, size, 16);
+  out.append(buf, static_cast<std::size_t>(end - buf));
+  out.append("\r\n", 2);
+}
+
+void append_chunk(std::string& out, std::string_view data) {
+  if (data.empty()) return;
+  append_chunk_head(out, data.size());
+  out.append(data);
+  out.append("\r\n", 2);
+}
+
+void append_response_head(std::string& out, const ResponseHead& head) {
+  out.reserve(out.size() + 160 + head.content_type.size());
+  append_status_line(out, head.status);
+  append_server_and_date(out);
   if (!head.content_type.empty()) append_field(out, "Content-Type", head.content_type);
   if (head.has_content_length) {
     out.append("Content-Length: ", 16);
-    append_uint(out, head.content_length);
+    append_decimal(out, head.content_length);
     out.append("\r\n", 2);
   }
-  if (head.connection == ConnectionHeader::close) {
-    out.append("Connection: close\r\n", 19);
-  } else if (head.connection == ConnectionHeader::keep_alive) {
-    out.append("Connection: keep-alive\r\n", 24);
-  }
+  append_connection(out, head.connection);
   for (const Header& h : head.extra) append_field(out, h.name, h.value);
   out.append("\r\n", 2);
 }

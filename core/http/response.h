@@ -45,6 +45,37 @@ inline constexpr std::string_view kServerName = "pyparallel";
 /// no space, NUL, ':' or other separator. For names an application hands over.
 bool is_token(std::string_view name);
 
+/// True when `value` may be a field value or a reason phrase: HTAB, SP, visible ASCII
+/// and obs-text (RFC 9110 5.5, RFC 9112 4). Any other control byte is refused: CR and LF
+/// would start a new field or response, and NUL and the rest are refused by strict
+/// clients and proxies. For values an application hands over.
+bool is_field_value(std::string_view value);
+
+/// Appends `v` in decimal (Content-Length, status codes).
+void append_decimal(std::string& out, std::uint64_t v);
+
+/// Appends "HTTP/1.1 <status> <reason>\r\n", with the standard reason phrase when
+/// `reason` is empty, and counts the response by status in the worker's metrics: every
+/// response the engine sends starts here (not the interim 100 Continue).
+void append_status_line(std::string& out, int status, std::string_view reason = {});
+
+/// Appends the Server and Date fields, each unless the application gave its own.
+void append_server_and_date(std::string& out, bool server = true, bool date = true);
+
+/// Appends "Connection: close" or "Connection: keep-alive" (nothing for `none`).
+void append_connection(std::string& out, ConnectionHeader connection);
+
+/// Appends a chunk's size line (RFC 9112 7.1), for a chunk whose `size` bytes (never 0:
+/// that is the last chunk) and closing CRLF follow, e.g. from a file.
+void append_chunk_head(std::string& out, std::uint64_t size);
+
+/// Appends one chunk of a chunked body: its size line, the data, CRLF. Empty data
+/// appends nothing (an empty chunk would end the body).
+void append_chunk(std::string& out, std::string_view data);
+
+/// The last chunk and the empty trailer section: ends a chunked body.
+inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
 /// Appends "HTTP/1.1 <status> <reason>", Server, Date, Content-Type,
 /// Content-Length, Connection, `extra`, and the empty line. Use it alone for
 /// HEAD, for sendfile (the file follows) and for anything that streams its body.

@@ -13,6 +13,7 @@
 
 #include "core/connection.h"
 #include "core/http/date.h"
+#include "core/http/http_connection.h"
 #include "core/http/parser.h"
 #include "core/http/response.h"
 #include "core/http/status.h"
@@ -50,17 +51,11 @@ struct ExchangeObject {
   bool close_after_response;
   std::int64_t declared;  // Content-Length of the response, -1 when none
   std::uint64_t written;
-  std::chrono::steady_clock::time_point arrived;  // for the latency metric (when kept)
 };
 
 namespace {
 
 // ---- headers from Python ---------------------------------------------------------
-
-bool token_char(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
 
 // A header name or value from Python as bytes: WSGI's are str ("native strings",
 // Latin-1), ASGI's are bytes (`want_str` says which); the other type is a TypeError, as
@@ -88,17 +83,6 @@ bool header_bytes(PyObject* o, bool want_str, std::string_view& out, Ref& keep) 
   return false;
 }
 
-// A reason phrase or field value may hold HTAB, SP, VCHAR and obs-text (RFC 9110 5.5,
-// RFC 9112 4): any other control byte (CR and LF start a new field or response; NUL and
-// the rest are refused by strict clients and proxies) is the app's error.
-bool has_control(std::string_view s) {
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
-  }
-  return false;
-}
-
 // Hop-by-hop fields (RFC 9110 7.6.1) describe this connection, which is the server's to
 // frame and manage: an app's are dropped (docs/decisions.md, "the gateway frames every
 // response"); Connection: close is still honoured.
@@ -121,18 +105,6 @@ bool lists_token(std::string_view value, std::string_view token) {
     value.remove_prefix(comma + 1);
   }
   return false;
-}
-
-void append_uint(std::string& out, std::uint64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, static_cast<std::size_t>(end - buf));
-}
-
-void append_hex(std::string& out, std::uint64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, 16);
-  out.append(buf, static_cast<std::size_t>(end - buf));
 }
 
 // Percent-decodes a path (WSGI's PATH_INFO and ASGI's path are decoded; invalid
@@ -182,33 +154,26 @@ void server_of(Handle sock, std::string& name, int& port) {
 
 }  // namespace
 
-/// A connection whose every request goes to one Python handler. It parses like
-/// http::HttpConnection, but a response may finish after the handler returned (an ASGI
-/// coroutine awaiting): until it does, later pipelined requests wait unparsed.
-class GatewayConnection final : public Connection {
+/// A connection whose every request goes to one Python handler: core's HTTP request
+/// loop, with the response deferred (http::HttpConnection::defer_response) while an
+/// ASGI coroutine or a streamed body is still answering.
+class GatewayConnection final : public http::HttpConnection {
  public:
   GatewayConnection(Loop& loop, Handle sock, ConnectionSet& set, const ProtocolInfo& info)
-      : Connection(loop, sock, set), info_(info), parser_(parser_options(set.limits())) {
-    expect(Wait::request_head);
-  }
-  ~GatewayConnection() override { *alive_ = false; }
+      : HttpConnection(loop, sock, set, http::ParserOptions{}), info_(info) {}
 
   /// The exchange's response is complete: resume the requests that wait behind it.
+  /// May delete this connection: touch nothing after.
   void response_finished(ExchangeObject* ex) {
     bool close = ex->close_after || ex->close_after_response || draining();
     Ref done = std::move(current_);  // the caller holds its own reference
-    if (close) {
-      close_after_send();  // may delete this (on_closed first): touch nothing after
-      return;
-    }
-    if (in_dispatch_) return;  // the parse loop goes on by itself
-    process({});
+    finish_response(close);
   }
 
-  /// Flushes writes made outside a dispatch (the ASGI loop); inside one, the parse
+  /// Flushes writes made outside a dispatch (the ASGI loop); inside one, the request
   /// loop's end sends everything produced from that read at once.
   void written() {
-    if (!in_dispatch_) flush();
+    if (!in_request_loop()) flush();
   }
 
   Handle sock() const { return socket(); }
@@ -239,43 +204,14 @@ class GatewayConnection final : public Connection {
 
   void on_data(std::span<const std::byte> data) override {
     Counters::bump(thread_counters().bytes_received, data.size());
-    std::string_view chunk(reinterpret_cast<const char*>(data.data()), data.size());
-    if (input_held()) {
-      pending_.append(chunk);  // in flight when reading paused: after the held requests
-      return;
-    }
-    process(chunk);
+    HttpConnection::on_data(data);
   }
 
-  // The queued output fell to half the cap: answer the pipelined requests held back (the
-  // parse loop holds input only between responses, so none is in progress).
-  void on_resume() override { process({}); }
-
-  void on_eof() override {
-    // A half-close ends the request side only (RFC 9112 9.6): the response in progress
-    // is finished, and so are complete requests pipelined before the FIN; then the
-    // connection closes. (A client that closed both ways is noticed when a send fails.)
-    eof_ = true;
-    if (!current_) close_after_send();
-  }
+  void respond(const http::Request& request, bool close) override;
 
   // Everything queued went to the kernel: a streamed response waiting on when_writable
   // asks its app for more.
   void on_drained() override { call_writable(); }
-
-  // A graceful stop: the response under way finishes (saying Connection: close when its
-  // head is still to come), then the connection closes; an idle one is closed by the
-  // drain rounds (a pending response keeps the connection out of them: Wait::nothing).
-  void on_drain() override {}
-
-  void on_read_timeout(Wait wait) override {
-    if (wait == Wait::next_request || pending_.empty()) {
-      abort(-ETIMEDOUT);
-      return;
-    }
-    http::append_error_response(out().tail_buffer(), 408, /*close=*/true);
-    close_after_send(/*linger=*/true);
-  }
 
   void on_closed(std::int64_t) override {
     ensure_attached();
@@ -298,85 +234,6 @@ class GatewayConnection final : public Connection {
   }
 
  private:
-  static http::ParserOptions parser_options(const ConnectionLimits& limits) {
-    http::ParserOptions o;
-    o.max_body = static_cast<std::size_t>(limits.max_body);
-    o.max_header_bytes = static_cast<std::size_t>(limits.max_header_bytes);
-    return o;
-  }
-
-  // Parses and dispatches complete requests from `chunk` (after what is pending) until
-  // one is answered asynchronously, the input runs out, or the connection closes.
-  void process(std::string_view chunk) {
-    bool buffered = !pending_.empty() || current_;
-    if (buffered) pending_.append(chunk);
-    std::string_view input = buffered ? std::string_view(pending_) : chunk;
-    std::size_t pos = 0;
-    bool completed = false;
-    // Outside on_data (resuming from the event loop) a close inside the loop may delete
-    // this connection at once: `alive` says whether members may still be touched.
-    std::shared_ptr<bool> alive = alive_;
-    in_dispatch_ = true;
-    while (pos < input.size() && !closing() && !current_) {
-      if (output_full()) {
-        // The rest waits until the client reads what is queued (core/connection.h).
-        hold_input();
-        break;
-      }
-      http::ParseResult r = parser_.parse(input.substr(pos), request_);
-      if (r.status == http::ParseStatus::incomplete) {
-        head_complete_ = r.head_complete;
-        if (r.head_complete) maybe_continue();
-        break;
-      }
-      if (r.status == http::ParseStatus::error) {
-        http::append_error_response(out().tail_buffer(), r.error_status, /*close=*/true);
-        pos = input.size();
-        close_after_send(/*linger=*/true);
-        break;
-      }
-      head_complete_ = false;
-      completed = true;
-      continue_sent_ = false;
-      bool close = r.close_after || draining();
-      dispatch(close);
-      if (!*alive) return;
-      pos += r.consumed;
-      if (close && !current_) close_after_send();
-      if (!*alive) return;
-    }
-    if (!*alive) return;
-    in_dispatch_ = false;
-    if (buffered)
-      pending_.erase(0, pos);
-    else if (pos < input.size() && !closing())
-      pending_.assign(input.substr(pos));
-    if (eof_ && !current_ && !input_held() && !closing()) {
-      // Half-closed: every complete request is answered; what is left of a partial
-      // one can never complete.
-      close_after_send();  // may delete this: touch nothing after
-      return;
-    }
-    if (!closing() && !input_held()) {
-      if (current_) {
-        // The app is still answering: no read deadline meanwhile (a long poll, a
-        // stream). Pipelined input waits, bounded like one more request.
-        expect(Wait::nothing);
-        const ConnectionLimits& l = limits();
-        if (pending_.size() > l.max_body + 2 * l.max_header_bytes + 65536) {
-          pp::log("gateway: a client pipelined too much behind a pending response; closing");
-          abort();
-          return;
-        }
-      } else if (pending_.empty()) {
-        expect(Wait::next_request, completed);
-      } else {
-        expect(head_complete_ ? Wait::request_body : Wait::request_head, completed);
-      }
-    }
-    flush();
-  }
-
   void call_writable() {
     if (!writable_) return;
     ensure_attached();
@@ -385,27 +242,9 @@ class GatewayConnection final : public Connection {
     if (!r) log_exception("gateway: a writable callback raised", fetch_exception());
   }
 
-  void maybe_continue() {
-    if (continue_sent_ || request_.minor_version != 1 ||
-        !http::ascii_iequals(request_.header("Expect"), "100-continue"))
-      return;
-    out().append("HTTP/1.1 100 Continue\r\n\r\n");
-    continue_sent_ = true;
-  }
-
-  void dispatch(bool close);
-
   const ProtocolInfo& info_;
-  http::RequestParser parser_;
-  http::Request request_;
-  std::string pending_;
-  Ref current_;   // the exchange whose response is in progress after its handler returned
+  Ref current_;   // the exchange whose response is in progress (until it finishes)
   Ref writable_;  // when_writable's callback, until the queue drains or the connection goes
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  bool in_dispatch_ = false;
-  bool continue_sent_ = false;
-  bool head_complete_ = false;
-  bool eof_ = false;  // the client half-closed: close once no request is in progress
 };
 
 namespace {
@@ -435,12 +274,11 @@ bool on_its_worker(ExchangeObject* ex) {
 // included: there is no upgrade) would make the client pair the next response with
 // this request.
 bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::int64_t length) {
-  std::string head;
-  head.reserve(256);
   int code = 0;
+  std::string_view reason;  // empty: the standard phrase
+  Ref reason_keep;
   // WSGI gives its status as a str and its headers as str; ASGI gives an int and bytes.
   bool str_headers = !PyLong_Check(status);
-  head.append("HTTP/1.1 ");
   if (PyLong_Check(status)) {
     long value = PyLong_AsLong(status);  // (PyLong_AsInt is 3.13+; 3.11 builds too)
     if (value == -1 && PyErr_Occurred()) return false;
@@ -449,28 +287,19 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
       return false;
     }
     code = static_cast<int>(value);
-    append_uint(head, static_cast<std::uint64_t>(code));
-    head.push_back(' ');
-    head.append(http::reason_phrase(code));
   } else {
     std::string_view s;
-    Ref keep;
-    if (!PyUnicode_Check(status) || !header_bytes(status, true, s, keep)) {
+    if (!PyUnicode_Check(status) || !header_bytes(status, true, s, reason_keep)) {
       if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "status must be an int or a str");
       return false;
     }
     auto [end, ec] = std::from_chars(s.data(), s.data() + std::min<std::size_t>(3, s.size()), code);
     if (s.size() < 3 || ec != std::errc() || end != s.data() + 3 || code < 100 ||
-        (s.size() > 3 && s[3] != ' ') || has_control(s)) {
+        (s.size() > 3 && s[3] != ' ') || !http::is_field_value(s)) {
       PyErr_Format(PyExc_ValueError, "status %R is not '<3-digit code> <reason>'", status);
       return false;
     }
-    head.append(s);
-    if (s.size() == 3) {
-      // "200": the status line still needs its space (RFC 9112 4); the reason is ours.
-      head.push_back(' ');
-      head.append(http::reason_phrase(code));
-    }
+    if (s.size() > 4) reason = s.substr(4);  // "200" or "200 ": the reason is ours
   }
   if (code < 200 || code > 599) {
     PyErr_Format(PyExc_ValueError,
@@ -479,10 +308,11 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
                  code);
     return false;
   }
-  head.append("\r\n");
   bool bodiless_status = code == 204 || code == 304;
   bool has_server = false, has_date = false, has_length = false, app_close = false;
   std::uint64_t app_length = 0;
+  std::string fields;  // the app's, checked; written once all of them are
+  fields.reserve(192);
   Ref seq(PySequence_Fast(headers, "headers must be a list of (name, value) pairs"));
   if (!seq) return false;
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
@@ -503,9 +333,7 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
     if (!k || !v || !header_bytes(k.get(), str_headers, name, kk) ||
         !header_bytes(v.get(), str_headers, value, vk))
       return false;
-    bool name_ok = !name.empty();
-    for (char c : name) name_ok = name_ok && token_char(static_cast<unsigned char>(c));
-    if (!name_ok || has_control(value)) {
+    if (!http::is_token(name) || !http::is_field_value(value)) {
       // Header injection guard: a CR or LF would start a new field or response.
       PyErr_Format(PyExc_ValueError, "invalid header %R: %R", k.get(), v.get());
       return false;
@@ -535,10 +363,10 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
       app_length = len;
       // RFC 9110 8.6: never on a 204; on a 304 it is the GET's length (sent as it is).
       if (code == 204) continue;
-      head.append(name);  // as the app spelled it
-      head.append(": ");
-      append_uint(head, len);
-      head.append("\r\n");
+      fields.append(name);  // as the app spelled it
+      fields.append(": ");
+      http::append_decimal(fields, len);
+      fields.append("\r\n");
       continue;
     }
     if (hop_by_hop(name)) {
@@ -550,17 +378,16 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
     } else if (http::ascii_iequals(name, "date")) {
       has_date = true;
     }
-    head.append(name);
-    head.append(": ");
-    head.append(value);
-    head.append("\r\n");
+    fields.append(name);
+    fields.append(": ");
+    fields.append(value);
+    fields.append("\r\n");
   }
-  if (!has_server) {
-    head.append("Server: ");
-    head.append(http::kServerName);
-    head.append("\r\n");
-  }
-  if (!has_date) head.append(http::date_header_line());
+  std::string& head = ex->conn->out().tail_buffer();
+  std::size_t head_start = head.size();
+  http::append_status_line(head, code, reason);  // counts the response by status
+  head.append(fields);
+  http::append_server_and_date(head, !has_server, !has_date);
   ex->no_body = ex->head || bodiless_status;
   if (has_length) {
     ex->declared = static_cast<std::int64_t>(app_length);
@@ -569,7 +396,7 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
   } else if (length >= 0) {
     ex->declared = length;
     head.append("Content-Length: ");
-    append_uint(head, static_cast<std::uint64_t>(length));
+    http::append_decimal(head, static_cast<std::uint64_t>(length));
     head.append("\r\n");
   } else if (ex->head) {
     // HEAD of a body of unknown length: no framing header at all.
@@ -581,16 +408,12 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
   }
   ex->close_after_response = app_close || ex->until_close || ex->conn->draining();
   bool close = ex->close_after || ex->close_after_response;
-  if (close)
-    head.append("Connection: close\r\n");
-  else if (ex->http10)
-    head.append("Connection: keep-alive\r\n");
+  http::append_connection(head, close        ? http::ConnectionHeader::close
+                                : ex->http10 ? http::ConnectionHeader::keep_alive
+                                             : http::ConnectionHeader::none);
   head.append("\r\n");
-  ex->conn->out().tail_buffer().append(head);
   ex->started = true;
-  // Counted here, as the engine's own response writer counts every other response.
-  if (WorkerMetrics* m = thread_metrics()) m->count_response(code);
-  Counters::bump(thread_counters().bytes_sent, head.size());
+  Counters::bump(thread_counters().bytes_sent, head.size() - head_start);
   return true;
 }
 
@@ -608,27 +431,21 @@ void write_body(ExchangeObject* ex, std::string_view data) {
     }
   }
   std::string& out = ex->conn->out().tail_buffer();
-  if (ex->chunked) {
-    append_hex(out, data.size());
-    out.append("\r\n");
+  if (ex->chunked)
+    http::append_chunk(out, data);
+  else
     out.append(data);
-    out.append("\r\n");
-  } else {
-    out.append(data);
-  }
   ex->written += data.size();
   Counters::bump(thread_counters().bytes_sent, data.size());
 }
 
 void finish(ExchangeObject* ex) {
   GatewayConnection* conn = ex->conn;
-  if (ex->chunked) conn->out().tail_buffer().append("0\r\n\r\n");
+  if (ex->chunked) conn->out().tail_buffer().append(http::kLastChunk);
   if (ex->declared >= 0 && !ex->no_body && ex->written != static_cast<std::uint64_t>(ex->declared))
     ex->close_after_response = true;  // short body: the client cannot find the next one
   ex->finished = true;
-  ex->conn = nullptr;                       // done with it: the connection may now go at any time
-  if (WorkerMetrics* m = thread_metrics())  // request read -> response complete
-    m->count_latency(std::chrono::steady_clock::now() - ex->arrived);
+  ex->conn = nullptr;  // done with it: the connection may now go at any time
   Py_CLEAR(ex->on_disconnect);
   conn->written();
   conn->response_finished(ex);  // may close and delete the connection
@@ -770,10 +587,7 @@ PyObject* ex_sendfile(PyObject* self, PyObject* args) {
     }
   }
   Outbound& out = conn->out();
-  if (EX->chunked) {
-    append_hex(out.tail_buffer(), n);
-    out.tail_buffer().append("\r\n");
-  }
+  if (EX->chunked) http::append_chunk_head(out.tail_buffer(), n);
   out.append_file(static_cast<Handle>(fd), static_cast<std::uint64_t>(offset), n, /*owned=*/true);
   if (EX->chunked) out.append("\r\n");
   EX->written += n;
@@ -1037,7 +851,7 @@ PyType_Spec exchange_spec = {
 
 }  // namespace
 
-void GatewayConnection::dispatch(bool close) {
+void GatewayConnection::respond(const http::Request& request, bool close) {
   ensure_attached();
   Counters::bump(thread_counters().requests);
   auto* ex = PyObject_GC_New(ExchangeObject, exchange_type);
@@ -1047,20 +861,17 @@ void GatewayConnection::dispatch(bool close) {
     return;
   }
   ex->conn = this;
-  ex->request = &request_;
-  ex->body = bytes_from(request_.body);
+  ex->request = &request;
+  ex->body = bytes_from(request.body);
   ex->on_disconnect = nullptr;
   ex->loop = &loop();
   ex->close_after = close;
-  ex->head = request_.method == "HEAD";
-  ex->http10 = request_.minor_version == 0;
+  ex->head = request.method == "HEAD";
+  ex->http10 = request.minor_version == 0;
   ex->started = ex->finished = ex->chunked = ex->no_body = ex->until_close = false;
   ex->close_after_response = false;
   ex->declared = -1;
   ex->written = 0;
-  new (&ex->arrived) std::chrono::steady_clock::time_point(
-      thread_metrics() ? std::chrono::steady_clock::now()
-                       : std::chrono::steady_clock::time_point{});
   PyObject_GC_Track(reinterpret_cast<PyObject*>(ex));
   Ref exchange(reinterpret_cast<PyObject*>(ex));
   if (!ex->body) {
@@ -1071,13 +882,8 @@ void GatewayConnection::dispatch(bool close) {
     return;
   }
   current_ = exchange;  // until it finishes (now, or later from the event loop)
-  std::shared_ptr<bool> alive = alive_;
   Ref r(PyObject_CallOneArg(info_.gateway.get(), exchange.get()));
   ex->request = nullptr;
-  if (!*alive) {
-    if (!r) log_exception(fmt::format("{}: the gateway raised", info_.name), fetch_exception());
-    return;
-  }
   if (!r) {
     // The gateway's own failure (it catches the app's): answer as the app would be.
     log_exception(fmt::format("{}: the gateway raised", info_.name), fetch_exception());
@@ -1086,7 +892,11 @@ void GatewayConnection::dispatch(bool close) {
       if (!again) PyErr_Clear();
     }
   }
-  if (ex->finished && current_.get() == exchange.get()) current_ = Ref();
+  if (current_.get() != exchange.get()) return;  // finished, or the connection went
+  if (ex->finished)
+    current_ = Ref();
+  else
+    defer_response();  // the app answers later, from the worker's event loop
 }
 
 pp::Connection* make_gateway_connection(pp::Loop& loop, Handle sock, pp::ConnectionSet& set,

@@ -444,15 +444,15 @@ class Session {
         // With their lengths: a NUL must not cut a name or value short unseen.
         std::string_view name(ks, static_cast<std::size_t>(kn)),
             val(vc, static_cast<std::size_t>(vn));
-        // A name is an RFC 9110 token (no space, NUL, ':' or other separator: a client
-        // would read a different field, or none); a value holds no CR or LF (header
-        // injection: a new field or response) and no NUL.
+        // The checks the gateway makes too (core/http/response.h): a name is an RFC 9110
+        // token, a value holds no control byte but HTAB (CR or LF would inject a field
+        // or a response).
         if (!http::is_token(name)) {
           PyErr_Format(PyExc_ValueError, "header name %R is not a token (RFC 9110)", k);
           return fail_500(request, close, "Response.headers");
         }
-        if (val.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
-          PyErr_Format(PyExc_ValueError, "header %R: its value contains CR, LF or NUL", k);
+        if (!http::is_field_value(val)) {
+          PyErr_Format(PyExc_ValueError, "header %R: its value holds a control character", k);
           return fail_500(request, close, "Response.headers");
         }
         storage.emplace_back(name);

@@ -180,3 +180,62 @@ TEST_CASE("reason phrases and the Connection choice") {
   r.keep_alive = false;
   CHECK(connection_for(r, false) == ConnectionHeader::close);
 }
+
+TEST_CASE("field values and names an application hands over: the checks http11 and the gateway share") {
+  CHECK(is_field_value(""));
+  CHECK(is_field_value("text/html; charset=utf-8"));
+  CHECK(is_field_value("a\tb c"));            // HTAB and SP are allowed inside
+  CHECK(is_field_value("caf\xc3\xa9"));       // obs-text (bytes >= 0x80)
+  CHECK_FALSE(is_field_value("a\r\nX-Injected: 1"));
+  CHECK_FALSE(is_field_value("a\nb"));
+  CHECK_FALSE(is_field_value(std::string_view("a\0b", 3)));
+  CHECK_FALSE(is_field_value("a\x7f"));
+  CHECK_FALSE(is_field_value("\x01"));
+  CHECK(is_token("X-Request-Id"));
+  CHECK_FALSE(is_token("X Request"));
+  CHECK_FALSE(is_token("X:Y"));
+  CHECK_FALSE(is_token(""));
+}
+
+TEST_CASE("append_status_line: the standard reason unless one is given") {
+  std::string out;
+  append_status_line(out, 200);
+  append_status_line(out, 404, "Nope");
+  append_status_line(out, 599);
+  CHECK(out == "HTTP/1.1 200 OK\r\nHTTP/1.1 404 Nope\r\nHTTP/1.1 599 " +
+                   std::string(reason_phrase(599)) + "\r\n");
+}
+
+TEST_CASE("append_server_and_date: each unless the application gave its own") {
+  std::string both;
+  append_server_and_date(both);
+  CHECK(mask_date("X\r\n" + both) == "X\r\nServer: pyparallel\r\nDate: <date>\r\n");
+  std::string date_only;
+  append_server_and_date(date_only, /*server=*/false);
+  CHECK(date_only.rfind("Date: ", 0) == 0);
+  std::string none;
+  append_server_and_date(none, false, false);
+  CHECK(none.empty());
+}
+
+TEST_CASE("chunked framing: size lines in hex, no empty chunk but the last") {
+  std::string out;
+  append_chunk(out, "hello");
+  append_chunk(out, "");  // would end the body: nothing
+  append_chunk(out, std::string(26, 'x'));
+  append_chunk_head(out, 4096);  // a file's bytes follow
+  out.append("...\r\n");
+  out.append(kLastChunk);
+  CHECK(out == "5\r\nhello\r\n1a\r\n" + std::string(26, 'x') + "\r\n1000\r\n...\r\n0\r\n\r\n");
+}
+
+TEST_CASE("append_connection and append_decimal") {
+  std::string out;
+  append_connection(out, ConnectionHeader::none);
+  append_connection(out, ConnectionHeader::close);
+  append_connection(out, ConnectionHeader::keep_alive);
+  append_decimal(out, 0);
+  out.push_back(' ');
+  append_decimal(out, 18446744073709551615ull);
+  CHECK(out == "Connection: close\r\nConnection: keep-alive\r\n0 18446744073709551615");
+}

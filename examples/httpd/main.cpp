@@ -36,11 +36,11 @@
 #include "core/net.h"
 #include "core/options.h"
 #include "core/signals.h"
+#include "core/worker_server.h"
 #include "core/workers.h"
 #include "examples/httpd/http_connection.h"
 #include "numa/bind.h"
-#include "numa/plan.h"
-#include "numa/topology.h"
+#include "numa/placement.h"
 
 namespace {
 
@@ -125,15 +125,14 @@ Options parse_args(int argc, char** argv) {
 }
 
 // Per-worker server state, owned by the worker's thread.
-struct WorkerServer {
-  explicit WorkerServer(const pp::ConnectionLimits& limits) : connections(limits) {
-    connections.set_metrics(&metrics);
+struct WorkerState {
+  explicit WorkerState(const pp::ConnectionLimits& limits) : server(limits) {
+    server.connections().set_metrics(&metrics);
   }
   pp::WorkerMetrics metrics;  // this worker's counters (core/metrics.h)
-  pp::ConnectionSet connections;
+  pp::WorkerServer server;    // its connections and acceptors (core/worker_server.h)
   std::atomic<pp::Loop*> loop{nullptr};  // set once the worker runs; others post to it
   unsigned next = 0;  // round-robin position when spreading a shared socket's connections
-  std::vector<std::unique_ptr<pp::Acceptor>> acceptors;
 };
 
 }  // namespace
@@ -157,40 +156,31 @@ int main(int argc, char** argv) {
   pp::WorkerPoolConfig config;
   config.backend = server.backend;
   // Placement: one worker per allowed CPU by default, pinned by the NUMA policy.
-  auto topology = pp::numa::Topology::load(pp::numa::Source::host(), error);
-  unsigned count = server.workers;
-  if (count == 0)
-    count = topology ? static_cast<unsigned>(std::max<std::size_t>(1, topology->allowed_pus().size()))
-                     : std::max(1u, std::thread::hardware_concurrency());
-  if (topology) {
-    auto plan = pp::numa::make_plan(*topology, server.numa_policy, static_cast<int>(count), error);
-    if (plan) {
-      config.slots = plan->slots;
-    } else if (server.given(pp::OptionId::numa_policy)) {
-      // An impossible policy someone asked for (node:7 on one node) is an error, naming
-      // where it was asked for.
-      const pp::OptionSpec& spec = pp::option_spec(pp::OptionId::numa_policy);
-      pp::log("{} {}: {}",
-              server.origin(pp::OptionId::numa_policy) == pp::OptionOrigin::environment
-                  ? spec.environment
-                  : spec.flag,
-              server.numa_policy, error);
-      return 2;
-    } else {
-      // The build default is a preference: more workers than CPUs run unpinned.
-      pp::log("numa: {}; workers run unpinned", error);
-    }
+  auto placement = pp::numa::place_workers(
+      server.numa_policy, server.given(pp::OptionId::numa_policy), server.workers, error);
+  if (!placement) {
+    // An impossible policy someone asked for (node:7 on one node) is an error, naming
+    // where it was asked for.
+    const pp::OptionSpec& spec = pp::option_spec(pp::OptionId::numa_policy);
+    pp::log("{} {}: {}",
+            server.origin(pp::OptionId::numa_policy) == pp::OptionOrigin::environment
+                ? spec.environment
+                : spec.flag,
+            server.numa_policy, error);
+    return 2;
   }
+  unsigned count = placement->workers;
+  config.slots = placement->slots;
   config.on_thread_start = [](unsigned, const pp::WorkerSlot& slot, std::string&) {
     pp::numa::worker_start_hook(slot);
     return true;
   };
-  std::vector<std::unique_ptr<WorkerServer>> servers;
+  std::vector<std::unique_ptr<WorkerState>> servers;
   pp::WorkerPool pool;
   // Sized before start: each worker fills in its own entry from its own thread.
   config.count = count;
   for (unsigned i = 0; i < count; ++i)
-    servers.push_back(std::make_unique<WorkerServer>(server.limits));
+    servers.push_back(std::make_unique<WorkerState>(server.limits));
 
   config.drain_timeout = server.limits.drain_timeout;
   config.on_thread_exit = [&servers](pp::Worker& w) {
@@ -207,53 +197,35 @@ int main(int argc, char** argv) {
   }
   for (const std::string& addr : pp::unclaimed_inherited_listeners())
     pp::log("socket activation: inherited {} matches no --host/--port; not served", addr);
-  std::uint16_t port = listeners.port;
   bool ok = pool.start(
       std::move(config),
       [&](pp::Worker& w, std::string& err) {
-        WorkerServer& ws = *servers[w.index()];
+        WorkerState& ws = *servers[w.index()];
         pp::Loop& loop = w.loop();
         pp::set_thread_metrics(&ws.metrics);
         ws.metrics.attach_thread();
-        if (listeners.bind_in_workers) {
-          pp::Handle h = pp::listen_tcp(opt.host, port, /*reuse_port=*/true, 4096, err);
-          if (h == pp::invalid_handle) return false;
-          // Port 0: the first worker's kernel-chosen port is shared by the rest.
-          if (port == 0) port = pp::local_port(h);
-          listeners.per_worker[w.index()].push_back(h);
-          listeners.distinct.push_back(h);
-        }
-        // The worker's sockets now belong to its acceptors (closed by them).
         ws.loop = &loop;
-        for (pp::Handle listener : std::exchange(listeners.per_worker[w.index()], {})) {
-          ws.acceptors.push_back(std::make_unique<pp::Acceptor>(
-              loop, listener, ws.connections, [&loop, &ws, site](pp::Handle sock) {
-                return new httpd::HttpConnection(loop, sock, ws.connections, *site);
-              }));
-          if (listeners.shared) {
-            // One queue for every worker (systemd's socket): hand connections round-robin.
-            ws.acceptors.back()->set_spread([&servers, &ws, site](pp::Handle sock) {
-              WorkerServer& t = *servers[ws.next++ % servers.size()];
-              pp::Loop* target = t.loop.load();
-              if (&t == &ws || !target) return false;
-              target->post([&t, target, sock, site] {
-                t.connections.add(new httpd::HttpConnection(*target, sock, t.connections, *site));
-              });
-              return true;
-            });
-          }
-          ws.acceptors.back()->start();
-        }
-        w.on_stop([&ws] {
-          ws.connections.drain();  // first: a connection accepted from now on drains too
-          for (auto& a : ws.acceptors) a->stop();
-        });
-        w.set_busy_check([&ws] {
-          if (ws.connections.busy()) return true;
-          for (auto& a : ws.acceptors)
-            if (a->active()) return true;
+        pp::ConnectionSet& connections = ws.server.connections();
+        auto make = [&loop, &connections, site](pp::Handle sock) {
+          return new httpd::HttpConnection(loop, sock, connections, *site);
+        };
+        // One queue for every worker (systemd's socket): hand connections round-robin.
+        auto spread = [&servers, &ws, site](pp::Handle sock) {
+          WorkerState& t = *servers[ws.next++ % servers.size()];
+          pp::Loop* target = t.loop.load();
+          if (&t == &ws || !target) return false;
+          target->post([&t, target, sock, site] {
+            pp::ConnectionSet& set = t.server.connections();
+            set.add(new httpd::HttpConnection(*target, sock, set, *site));
+          });
+          return true;
+        };
+        if (!ws.server.take_listeners(loop, listeners, w.index(), count, opt.host, 4096, make,
+                                      spread, err))
           return false;
-        });
+        ws.server.start_accepting();
+        w.on_stop([&ws] { ws.server.begin_stop(); });
+        w.set_busy_check([&ws] { return ws.server.busy(); });
         return true;
       },
       error);
@@ -263,6 +235,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   // A later instance on the same address takes these sockets over (core/handoff.h).
+  std::uint16_t port = listeners.port;
   pp::offer_listeners(opt.host, port, listeners.distinct);
   pp::MetricsServer metrics;
   if (server.metrics) {

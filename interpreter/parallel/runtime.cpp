@@ -22,14 +22,14 @@
 #include "core/net.h"
 #include "core/options.h"
 #include "core/signals.h"
+#include "core/worker_server.h"
 #include "core/workers.h"
 #include "interpreter/parallel_module.h"
 #include "interpreter/runtime_options.h"
 #include "interpreter/parallel/option_keywords.h"
 #include "interpreter/parallel/share.h"
 #include "numa/bind.h"
-#include "numa/plan.h"
-#include "numa/topology.h"
+#include "numa/placement.h"
 
 namespace pp::py {
 
@@ -96,12 +96,11 @@ bool spread_connection(WorkerState& from, Handle sock, const ProtocolInfo* info)
 
 /// What one runtime thread (a worker, or the main thread with workers=0) serves.
 struct WorkerState {
-  WorkerState(Counters& c, const ConnectionLimits& limits) : counters(c), connections(limits) {}
+  WorkerState(Counters& c, const ConnectionLimits& limits) : counters(c), server(limits) {}
   ThreadContext context;
   Counters& counters;
   Loop* loop = nullptr;
-  ConnectionSet connections;
-  std::vector<std::unique_ptr<Acceptor>> acceptors;
+  WorkerServer server;  // its connections and acceptors (core/worker_server.h)
   std::vector<std::unique_ptr<Connector>> connectors;
   std::vector<EndpointObject*> clients;  // set up, connected by start_serving
   WorkerLocal local;
@@ -131,33 +130,17 @@ struct WorkerState {
       const ProtocolInfo* info = e->protocol;
       if (!e->is_client) {
         Loop* lp = loop;
-        ConnectionSet* set = &connections;
+        ConnectionSet* set = &server.connections();
         ListenerSet& ls = sets[server_no++];
-        if (ls.bind_in_workers) {
-          // Bound here, worker by worker as they start (SO_REUSEPORT: each worker its
-          // own accept queue); connections wait in its backlog until start_serving.
-          Handle h = listen_tcp(*e->host, ls.port, /*reuse_port=*/true, e->backlog, error);
-          if (h == invalid_handle) return false;
-          // Port 0: the first worker's pick is everyone's (workers start in order).
-          if (ls.port == 0) {
-            ls.port = local_port(h);
-            e->port.store(ls.port);
-          }
-          ls.per_worker[index].push_back(h);
-          ls.distinct.push_back(h);
-        }
-        // Taken: the acceptors own (and close) them from here on.
-        for (Handle listener : std::exchange(ls.per_worker[index], {})) {
-          acceptors.push_back(std::make_unique<Acceptor>(
-              *loop, listener, connections,
-              [lp, set, info](Handle sock) { return make_connection(*lp, sock, *set, *info); }));
-          if (ls.shared && count > 1) {
-            // One accept queue for every worker: the kernel would give the first waiting
-            // worker every connection.
-            acceptors.back()->set_spread(
-                [this, info](Handle sock) { return spread_connection(*this, sock, info); });
-          }
-        }
+        // Bound here when the set binds in workers; connections wait in the backlog
+        // until start_serving.
+        if (!server.take_listeners(
+                *loop, ls, index, count, *e->host, e->backlog,
+                [lp, set, info](Handle sock) { return make_connection(*lp, sock, *set, *info); },
+                [this, info](Handle sock) { return spread_connection(*this, sock, info); },
+                error))
+          return false;
+        if (ls.bind_in_workers) e->port.store(ls.port);  // port 0: the kernel's pick
       } else if (client_no++ % count == index) {
         clients.push_back(e);  // spread over the workers
       }
@@ -169,7 +152,7 @@ struct WorkerState {
   /// is set up). A stop that came first wins: a stopped acceptor does not arm, and
   /// begin_stop dropped the clients.
   void start_serving() {
-    for (auto& a : acceptors) a->start();
+    server.start_accepting();
     for (EndpointObject* e : std::exchange(clients, {}))
       start_client(e);  // a failure is the protocol's to hear
   }
@@ -201,23 +184,21 @@ struct WorkerState {
       return;
     }
     set_nodelay(c->sock);
-    w.connections.add(make_connection(*w.loop, c->sock, w.connections, *c->client->protocol));
+    ConnectionSet& set = w.server.connections();
+    set.add(make_connection(*w.loop, c->sock, set, *c->client->protocol));
   }
 
   /// Graceful stop: no new connections; open ones drain (HTTP: the request under way is
   /// answered with `Connection: close`; idle ones close) and close; timers are cancelled.
   void begin_stop() {
     clients.clear();      // not connected yet (a stop before start_serving): never will be
-    connections.drain();  // first: a connection the cancelled accept still yields drains
-    for (auto& a : acceptors) a->stop();
+    server.begin_stop();
     stop_timers(local);
   }
 
   bool busy() const {
-    if (connections.busy()) return true;
+    if (server.busy()) return true;
     if (posts_pending.load(std::memory_order_acquire) > 0 || !local.timers.empty()) return true;
-    for (auto& a : acceptors)
-      if (a->active()) return true;
     for (auto& c : connectors)
       if (!c->done) return true;
     return false;
@@ -239,6 +220,7 @@ struct WorkerState {
     };
     while (posts_pending.load(std::memory_order_acquire) > 0) turn();
     if (!busy()) return;
+    ConnectionSet& connections = server.connections();
     connections.abort_all(-ECANCELED);
     for (auto& c : connectors) {
       if (c->done) continue;
@@ -257,9 +239,9 @@ struct WorkerState {
   /// while the thread state (and the interpreter) still exist. What `finish` could not
   /// end is dropped here.
   void teardown() {
-    acceptors.clear();
+    server.clear_acceptors();
     connectors.clear();
-    connections.drop_all();
+    server.connections().drop_all();
     release_timers(local);
     local.route_names.clear();
   }
@@ -404,7 +386,8 @@ bool spread_connection(WorkerState& from, Handle sock, const ProtocolInfo* info)
   WorkerState& to = *r.workers[from.spread_next++ % r.workers.size()];
   if (&to == &from) return false;
   post_locked(to, [&to, sock, info] {
-    to.connections.add(make_connection(*to.loop, sock, to.connections, *info));
+    ConnectionSet& set = to.server.connections();
+    set.add(make_connection(*to.loop, sock, set, *info));
   });
   return true;
 }
@@ -639,22 +622,14 @@ PyObject* run_on_workers(const Choice& choice) {
   std::vector<WorkerSlot> slots;
   {
     std::string error;
-    auto topo = numa::Topology::load(numa::Source::host(), error);
-    if (topo) {
-      auto plan =
-          numa::make_plan(*topo, choice.numa_policy, static_cast<int>(choice.workers), error);
-      if (plan) {
-        slots = plan->slots;
-      } else if (choice.given(OptionId::numa_policy)) {
-        PyErr_Format(names().parallel_error, "numa policy '%s': %s", choice.numa_policy.c_str(),
-                     error.c_str());
-        return nullptr;
-      } else {
-        // The build's default policy is a preference, not a demand: more workers
-        // than CPUs (a test, an I/O-bound service) run unpinned instead of failing.
-        pp::log("numa: {}; workers run unpinned", error);
-      }
+    auto placement = numa::place_workers(choice.numa_policy, choice.given(OptionId::numa_policy),
+                                         choice.workers, error);
+    if (!placement) {
+      PyErr_Format(names().parallel_error, "numa policy '%s': %s", choice.numa_policy.c_str(),
+                   error.c_str());
+      return nullptr;
     }
+    slots = std::move(placement->slots);
   }
 
   {

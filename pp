@@ -55,7 +55,7 @@ interpreter() {
   if [ -n "${PP_PYTHON:-}" ]; then
     printf '%s\n' "$PP_PYTHON"
   else
-    "$root/interpreter/build-cpython.sh" | tail -n 1
+    "$root/interpreter/cpython/build-cpython.sh" | tail -n 1
   fi
 }
 
@@ -78,7 +78,7 @@ do_build_windows() {
   # The engine, pyparallel-httpd.exe and the Windows test binaries, cross-built with
   # mingw-w64 (meson/x86_64-w64-mingw32.ini); and pyparallel.exe and parallel.pyd for
   # python.org's free-threaded 3.13 when the CPython source tarball is at hand (the one
-  # interpreter/build-cpython.sh fetched, or PP_CPYTHON_TARBALL): README, "Windows".
+  # interpreter/cpython/build-cpython.sh fetched, or PP_CPYTHON_TARBALL): README, "Windows".
   apt_install meson ninja-build libfmt-dev doctest-dev xz-utils "${windows_packages[@]}"
   local wbuild="${PP_WINDOWS_BUILD_DIR:-$root/build-windows}"
   local cache="${PYPARALLEL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pyparallel}"
@@ -125,14 +125,14 @@ case "$cmd" in
     ;;
   httpd)
     do_build
-    exec "$build/examples/pyparallel-httpd" "$@"
+    exec "$build/httpd/pyparallel-httpd" "$@"
     ;;
   test)
     apt_install "${build_packages[@]}" "${test_packages[@]}" "${dist_packages[@]}"
     do_build
     # The same runtime on a stock GIL interpreter (Debian's python3.11): the tests check
     # it works there too, and that callbacks then take turns.
-    gil_python="$("$root/interpreter/build-cpython.sh" --stock | tail -n 1)"
+    gil_python="$("$root/interpreter/cpython/build-cpython.sh" --stock | tail -n 1)"
     gil_build="$root/build-interp-gil"
     if [ ! -f "$gil_build/build.ninja" ]; then
       meson setup "$gil_build" -Dpython="$gil_python" -Dtests=false >/dev/null ||

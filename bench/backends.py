@@ -4,7 +4,7 @@
     ./pp bench backends.py [--seconds 5] [--repeat 3] [--workers 1]
                            [--backends epoll,libaio,io_uring] [--baseline PATH]
 
-Runs examples/httpd (`/plaintext`) once per backend, alternating `--repeat` times so
+Runs httpd/ (`/plaintext`) once per backend, alternating `--repeat` times so
 drift in the machine's load hits every row alike, with wrk -t1: (a) 8 connections,
 (b) 8 connections with 16-deep pipelining. Prints medians of req/s, latency and the
 server's CPU time per request (every thread, from /proc), each as a ratio to the first
@@ -30,7 +30,7 @@ def main() -> int:
     ap.add_argument("--backends", default="epoll,libaio,io_uring")
     ap.add_argument("--baseline", help="another pyparallel-httpd binary to compare")
     args = ap.parse_args()
-    httpd = str(BUILD / "examples" / "pyparallel-httpd")
+    httpd = str(BUILD / "httpd" / "pyparallel-httpd")
     rows_spec = []  # (label, binary, backend)
     for backend in args.backends.split(","):
         rows_spec.append((backend, httpd, backend))

@@ -28,7 +28,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs per server, alternating; the table shows medians")
     args = ap.parse_args()
-    httpd = BUILD / "examples" / "pyparallel-httpd"
+    httpd = BUILD / "httpd" / "pyparallel-httpd"
     for workers in [int(w) for w in args.workers.split(",")]:
         for label, conns, depth in SCENARIOS:
             runs: dict[str, list] = {"nginx": [], "httpd": []}

@@ -3,7 +3,7 @@
 
     ./pp bench interpreter_speed.py [--repeat 5] [--also [LABEL=]PYTHON ...]
 
-Runs interpreter/microbench.py (loops, recursive calls, objects, dict/str work, JSON,
+Runs interpreter/cpython/microbench.py (loops, recursive calls, objects, dict/str work, JSON,
 sorting, a regex; each figure the best of 7 timeit repeats) under the pyparallel host of
 the build (PP_BUILD_DIR, default build/) and under the anchor /usr/bin/python3.11 (PGO+LTO,
 the Python a user already has), alternating, --repeat rounds. Prints the median time of
@@ -25,7 +25,7 @@ from statistics import median
 from benchlib import BUILD, ROOT
 
 ANCHOR = "/usr/bin/python3.11"
-MICROBENCH = ROOT / "interpreter" / "microbench.py"
+MICROBENCH = ROOT / "interpreter" / "cpython" / "microbench.py"
 
 
 def run_once(python: str) -> dict[str, float]:
@@ -57,7 +57,7 @@ def main() -> int:
     names = list(runs[next(iter(runs))][0])
     med = {name: {b: median([r[b] for r in rs]) for b in names} for name, rs in runs.items()}
     anchor = med["python3.11 (anchor)"]
-    print(f"## interpreter/microbench.py, median of {args.repeat} rounds (ms; x = speed "
+    print(f"## interpreter/cpython/microbench.py, median of {args.repeat} rounds (ms; x = speed "
           f"vs python3.11, above 1 is faster)")
     header = f"{'benchmark':<10}" + "".join(f"{n[:24]:>26}" for n in pythons)
     print(header)

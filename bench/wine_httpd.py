@@ -4,7 +4,7 @@
     ./pp build-windows && ./pp bench wine_httpd.py [--seconds 5] [--repeat 3]
 
 The anchor is the Linux build (PP_BUILD_DIR, backend auto); the other row is
-build-windows/examples/pyparallel-httpd.exe on the iocp backend, in a throw-away Wine
+build-windows/httpd/pyparallel-httpd.exe on the iocp backend, in a throw-away Wine
 prefix. Both serve /plaintext with one worker. What the ratio means: Wine turns every
 Winsock call and every completion-port wait into Linux syscalls plus round trips to the
 wineserver, so the figure includes Wine's own costs; it is a regression check for the
@@ -34,8 +34,8 @@ def main() -> int:
     if reason:
         print(f"wine_httpd: {reason}", file=sys.stderr)
         return 2
-    linux = BUILD / "examples" / "pyparallel-httpd"
-    exe = windows_build_dir() / "examples" / "pyparallel-httpd.exe"
+    linux = BUILD / "httpd" / "pyparallel-httpd"
+    exe = windows_build_dir() / "httpd" / "pyparallel-httpd.exe"
     root = pathlib.Path(ROOT)
     with WinePrefix() as prefix:
         for label, conns, depth in SCENARIOS:

@@ -9,7 +9,7 @@ import socket
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # A factor for the wall-clock bounds the tests put on shutdown and start-up (how long a
-# server may take to stop): interpreter/tsan-runtime.sh raises it, since everything runs
+# server may take to stop): interpreter/cpython/tsan-runtime.sh raises it, since everything runs
 # 5-15x slower under ThreadSanitizer. Bounds on what a test measures stay unscaled.
 SLOWDOWN = float(os.environ.get("PP_TEST_SLOWDOWN", "1"))
 

@@ -108,7 +108,7 @@ def pytest_suite(name: str, paths: list[str], env: dict, tally: Tally,
     tally.add(name, passed, failed, skipped)
 
 
-# CPython's own regression tests for what interpreter/patches/ changes: specialization
+# CPython's own regression tests for what interpreter/cpython/patches/ changes: specialization
 # (test_opcache, with its race tests), the objects the specialized forms read (dicts, lists,
 # sets, classes, descriptors), threads, generators, the C API and dis.
 CPYTHON_TESTS = ["test_free_threading", "test_opcache", "test_capi", "test_dict", "test_list",
@@ -146,11 +146,11 @@ def cpython_regrtest(build: pathlib.Path, tally: Tally) -> None:
 
 
 def tsan_check(tally: Tally) -> None:
-    """interpreter/tsan-check.sh: the stress scenarios on a ThreadSanitizer build of the
+    """interpreter/cpython/tsan-check.sh: the stress scenarios on a ThreadSanitizer build of the
     patched interpreter (a second interpreter build, ~7 minutes the first time; PP_TSAN=1,
     which CI sets). One test per scenario (no wrong value), one for no TSan report in
     patched code."""
-    script = ROOT / "interpreter" / "tsan-check.sh"
+    script = ROOT / "interpreter" / "cpython" / "tsan-check.sh"
     code, out = run([str(script), "2"], timeout=3600)
     passed = failed = 0
     for line in out.splitlines():
@@ -166,11 +166,11 @@ def tsan_check(tally: Tally) -> None:
 
 
 def tsan_runtime(tally: Tally) -> None:
-    """interpreter/tsan-runtime.sh: tests/parallel against a ThreadSanitizer build of the
+    """interpreter/cpython/tsan-runtime.sh: tests/parallel against a ThreadSanitizer build of the
     runtime (build-tsan-runtime, on tsan_check's interpreter; ~1.5 minutes to build, ~2 to
     run; PP_TSAN=1). One test per pytest test that ran, one for no TSan report in the
     runtime."""
-    script = ROOT / "interpreter" / "tsan-runtime.sh"
+    script = ROOT / "interpreter" / "cpython" / "tsan-runtime.sh"
     code, out = run([str(script)], timeout=3600)
     m = None
     for m in re.finditer(r"^tsan-runtime: (\d+) passed, (\d+) failed tests; \d+ report\(s\) "

@@ -41,7 +41,7 @@ for tool in patchelf strip objdump tar gzip ldd; do
   command -v "$tool" >/dev/null || die "needs $tool (Debian: apt-get install patchelf binutils)"
 done
 host="$build/interpreter/pyparallel"
-httpd="$build/examples/pyparallel-httpd"
+httpd="$build/httpd/pyparallel-httpd"
 info="$build/interpreter/interpreter.txt"
 if [ ! -x "$host" ] || [ ! -x "$httpd" ] || [ ! -f "$info" ]; then
   die "no built host and httpd in $build (run ./pp build first)"

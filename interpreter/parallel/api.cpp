@@ -10,7 +10,7 @@
 #include "core/inherit.h"
 #include "core/log.h"
 #include "interpreter/parallel/runtime.h"
-#include "interpreter/parallel_module.h"
+#include "interpreter/parallel/parallel_module.h"
 
 namespace pp::py {
 

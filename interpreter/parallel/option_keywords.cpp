@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "interpreter/runtime_options.h"
+#include "interpreter/parallel/runtime_options.h"
 
 namespace pp::py {
 namespace {

@@ -21,7 +21,7 @@ from pptest import ROOT, build_dir, free_port
 sys.path.insert(0, str(ROOT / "tests" / "parallel"))
 from pyserver import pyparallel  # noqa: E402
 
-HTTPD = build_dir() / "examples" / "pyparallel-httpd"
+HTTPD = build_dir() / "httpd" / "pyparallel-httpd"
 APP = ROOT / "tests" / "e2e" / "apps" / "instance_app.py"
 WRK = shutil.which("wrk")
 

@@ -70,7 +70,7 @@ class NativeHost(Host):
     backends = ["io_uring", "libaio", "epoll"]
 
     def exe(self) -> pathlib.Path:
-        return build_dir() / "examples" / "pyparallel-httpd"
+        return build_dir() / "httpd" / "pyparallel-httpd"
 
     def unavailable_reason(self) -> str | None:
         return None if self.exe().exists() else f"{self.exe()} not built"
@@ -94,7 +94,7 @@ class WineHost(Host):
         self.prefix = prefix
 
     def exe(self) -> pathlib.Path:
-        return wine.windows_build_dir() / "examples" / "pyparallel-httpd.exe"
+        return wine.windows_build_dir() / "httpd" / "pyparallel-httpd.exe"
 
     def unavailable_reason(self) -> str | None:
         return wine.unavailable_reason()

@@ -23,7 +23,7 @@ from pptest import build_dir, free_port
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "parallel"))
 from pyserver import ServerProcess, pyparallel  # noqa: E402
 
-HTTPD = build_dir() / "examples" / "pyparallel-httpd"
+HTTPD = build_dir() / "httpd" / "pyparallel-httpd"
 PROTO_HTTP = pathlib.Path(__file__).resolve().parent.parent / "parallel" / "servers" / \
     "proto_http.py"
 BIG = 32 << 20  # proto_http.py's /big, and the httpd's /big.bin

@@ -23,9 +23,9 @@ def build_dir() -> pathlib.Path:
 
 KINDS = ("free-threaded", "gil")
 HOW_TO_BUILD = {
-    "free-threaded": "meson setup build-interp -Dpython=$(interpreter/build-cpython.sh) "
+    "free-threaded": "meson setup build-interp -Dpython=$(interpreter/cpython/build-cpython.sh) "
                      "&& ninja -C build-interp",
-    "gil": "meson setup build-interp-gil -Dpython=$(interpreter/build-cpython.sh --stock) "
+    "gil": "meson setup build-interp-gil -Dpython=$(interpreter/cpython/build-cpython.sh --stock) "
            "&& ninja -C build-interp-gil",
 }
 # Bound on any one child process; the suite must never hang.

@@ -1,4 +1,4 @@
-"""interpreter/build-cpython.sh: options, the patch series, and the cache.
+"""interpreter/cpython/build-cpython.sh: options, the patch series, and the cache.
 
 These run the script on a tiny fake CPython tarball with a private cache folder, so they
 never build CPython; only the last test looks at the real cache, when there is one.
@@ -12,7 +12,7 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-SCRIPT = ROOT / "interpreter" / "build-cpython.sh"
+SCRIPT = ROOT / "interpreter" / "cpython" / "build-cpython.sh"
 
 
 def run(*args, env=None, timeout=120):
@@ -104,7 +104,7 @@ def test_bad_options(args, message):
 
 
 def test_checksum_file_names_the_debian_tarball():
-    lines = [line for line in (ROOT / "interpreter" / "cpython-source.sha256").read_text()
+    lines = [line for line in (ROOT / "interpreter" / "cpython" / "cpython-source.sha256").read_text()
              .splitlines() if line and not line.startswith("#")]
     assert len(lines) == 1
     digest, name = lines[0].split()
@@ -114,7 +114,7 @@ def test_checksum_file_names_the_debian_tarball():
 def test_the_cache_is_reused_in_seconds():
     cached = run("--print-path")
     if cached.returncode != 0:
-        pytest.skip("no cached interpreter yet (run interpreter/build-cpython.sh)")
+        pytest.skip("no cached interpreter yet (run interpreter/cpython/build-cpython.sh)")
     start = time.monotonic()
     r = run()
     assert r.returncode == 0, r.stderr

@@ -179,7 +179,7 @@ def test_serve_flags_come_from_the_table(pp):
 
 
 def test_httpd_help_and_variables_come_from_the_table(pp):
-    httpd = pp.folder / "examples" / "pyparallel-httpd"
+    httpd = pp.folder / "httpd" / "pyparallel-httpd"
     if not httpd.exists():
         pytest.skip(f"{httpd} not built")
     rows = table_of(pp)

@@ -1,4 +1,4 @@
-"""The specializing interpreter in the free-threaded build (interpreter/patches/).
+"""The specializing interpreter in the free-threaded build (interpreter/cpython/patches/).
 
 Checks that specialization is really on in the free-threaded host and that forms left off stay
 generic. The race scenarios (readers of specialized code while other threads mutate what

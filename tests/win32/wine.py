@@ -25,7 +25,7 @@ def unavailable_reason() -> str | None:
     """Why the Wine tests cannot run here (None when they can)."""
     if not shutil.which("wine") or not shutil.which("wineserver"):
         return "wine not installed (./pp build-windows installs it)"
-    exe = windows_build_dir() / "examples" / "pyparallel-httpd.exe"
+    exe = windows_build_dir() / "httpd" / "pyparallel-httpd.exe"
     if not exe.exists():
         return f"{exe} not built (./pp build-windows)"
     return None

@@ -5,7 +5,7 @@
 
 Each scenario prints one JSON line (harness.py) and the exit status is 0 only if nothing
 was wrong. tests/interpreter/races/test_races.py runs each for a few seconds in `./pp test`;
-interpreter/tsan-check.sh runs them on the ThreadSanitizer build; `./pp bench
+interpreter/cpython/tsan-check.sh runs them on the ThreadSanitizer build; `./pp bench
 interpreter_races.py --minutes M` runs them for as long as asked.
 """
 import pathlib

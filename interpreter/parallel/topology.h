@@ -1,9 +1,9 @@
-// interpreter/topology.h -- `pyparallel --topology`: the machine and the placement plan.
+// interpreter/parallel/topology.h -- `pyparallel --topology`: the machine and the placement plan.
 #pragma once
 
 #include <cstdio>
 
-#include "interpreter/runtime_options.h"
+#include "interpreter/parallel/runtime_options.h"
 
 namespace pp {
 

@@ -1,4 +1,4 @@
-// interpreter/host.cpp -- `pyparallel`: CPython with the parallel runtime built in.
+// interpreter/parallel/host.cpp -- `pyparallel`: CPython with the parallel runtime built in.
 //
 // It behaves like `python` (script, -c, -m, -, the REPL, every Python flag, exit codes,
 // tracebacks) because it hands Python's own argument parser the command line (PyConfig with
@@ -14,7 +14,7 @@
 // different `pyparallel` earlier on PATH), the host tells Python the real path, from
 // /proc/self/exe; otherwise Python would fall back to the configured prefix -- the build
 // machine's interpreter cache -- or fail to start.
-#include "interpreter/parallel_module.h"  // Python.h first
+#include "interpreter/parallel/parallel_module.h"  // Python.h first
 
 #include <fmt/format.h>
 
@@ -30,8 +30,8 @@
 #include <cstdlib>
 #endif
 
-#include "interpreter/runtime_options.h"
-#include "interpreter/topology.h"
+#include "interpreter/parallel/runtime_options.h"
+#include "interpreter/parallel/topology.h"
 
 namespace {
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Build the free-threaded CPython that pyparallel embeds, and cache it outside the build tree.
 #
-#   interpreter/build-cpython.sh [options]      -> last stdout line: path of the interpreter
+#   interpreter/cpython/build-cpython.sh [options]      -> last stdout line: path of the interpreter
 #
 # Source: Debian's source package python3.13 (suite forky), fetched with `apt-get source`
 # through a private apt configuration (own sources list, state and cache folders) so the
 # machine's apt sources are never touched. Only the pristine upstream tarball
 # (python3.13_X.orig.tar.xz, identical to python.org's Python-X.tar.xz) is used: Debian's own
 # debian/patches adapt CPython to Debian's filesystem layout, which a private prefix does not
-# want. The tarball is checked against interpreter/cpython-source.sha256, then
-# interpreter/patches/series is applied in order, then CPython is configured with
+# want. The tarball is checked against interpreter/cpython/cpython-source.sha256, then
+# interpreter/cpython/patches/series is applied in order, then CPython is configured with
 # --disable-gil, built and installed into
 #   ${PYPARALLEL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pyparallel}/cpython-<version>-<key>
 # where <key> hashes the source checksum, the patch series (names and contents), the
@@ -21,17 +21,17 @@
 #                                         Python-3.13.X.tar.xz) instead of Debian's; its
 #                                         sha256 goes into the cache key, it is not checked
 #   --opt VARIANT    PP_CPYTHON_OPT       pgo (default: --enable-optimizations,
-#                                         trained on interpreter/pgo_task.py), none, lto
+#                                         trained on interpreter/cpython/pgo_task.py), none, lto
 #                                         (--with-lto), pgo-lto (both), tsan
 #                                         (--with-thread-sanitizer, built with clang; for
-#                                         interpreter/tsan-check.sh, not for serving)
+#                                         interpreter/cpython/tsan-check.sh, not for serving)
 #   --jobs N         PP_JOBS              make -jN (default: 2)
 #   --cache-dir DIR  PYPARALLEL_CACHE_DIR cache root
 #                    PP_DEBIAN_MIRROR     the Debian archive to fetch the source from (default:
 #                                         the first non-security archive in this machine's
 #                                         apt sources, so a local mirror or proxy works too)
 #                    PP_CPYTHON_PATCHDIR  patch folder with its series (default
-#                                         interpreter/patches; for trying patches and tests)
+#                                         interpreter/cpython/patches; for trying patches and tests)
 #   --print-mirror                        print the Debian archive the source would come from
 #   --print-path                          print the cached interpreter's path and exit 0 if
 #                                         it is built, exit 1 (printing nothing) otherwise
@@ -183,7 +183,7 @@ key_input="source=$src_sha
 opt=$opt
 configure=${configure_flags[*]}
 "
-# A PGO build trains on interpreter/pgo_task.py (not CPython's default, which runs ~40
+# A PGO build trains on interpreter/cpython/pgo_task.py (not CPython's default, which runs ~40
 # regression-test modules for many minutes); the task is part of what is built.
 make_flags=()
 if [[ "$opt" == pgo* ]]; then
@@ -315,7 +315,7 @@ make -C "$builddir" install >>"$buildlog" 2>&1 || die "make install failed; see 
 
 cp "$buildlog" "$prefix/pyparallel-build.log"
 # CPython's own ThreadSanitizer suppressions (known, reviewed races of the unpatched
-# interpreter), for interpreter/tsan-check.sh.
+# interpreter), for interpreter/cpython/tsan-check.sh.
 if [[ "$opt" == tsan ]]; then
   mkdir -p "$prefix/share/pyparallel"
   cp "$srcdir"/Tools/tsan/suppressions*.txt "$prefix/share/pyparallel/"

@@ -1,5 +1,5 @@
-// interpreter/topology.cpp -- `pyparallel --topology`.
-#include "interpreter/topology.h"
+// interpreter/parallel/topology.cpp -- `pyparallel --topology`.
+#include "interpreter/parallel/topology.h"
 
 #include <fmt/format.h>
 

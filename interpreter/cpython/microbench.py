@@ -1,6 +1,6 @@
 """Stdlib-only micro benchmarks for choosing how the interpreter is built.
 
-    python3.13t interpreter/microbench.py [--json]
+    python3.13t interpreter/cpython/microbench.py [--json]
 
 pyperformance is not available here, so this times a few single-threaded workloads that
 stand for what protocol callbacks do: pure-Python loops and calls, dict/str work, JSON,

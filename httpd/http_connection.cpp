@@ -1,5 +1,5 @@
-// examples/httpd/http_connection.cpp
-#include "examples/httpd/http_connection.h"
+// httpd/http_connection.cpp
+#include "httpd/http_connection.h"
 
 #include <climits>
 #include <cstdlib>

@@ -38,7 +38,7 @@
 #include "core/signals.h"
 #include "core/worker_server.h"
 #include "core/workers.h"
-#include "examples/httpd/http_connection.h"
+#include "httpd/http_connection.h"
 #include "numa/bind.h"
 #include "numa/placement.h"
 

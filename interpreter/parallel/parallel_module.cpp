@@ -1,11 +1,11 @@
-// interpreter/parallel_module.cpp -- the `parallel` module's definition: its identity
+// interpreter/parallel/parallel_module.cpp -- the `parallel` module's definition: its identity
 // functions (cpu_count, is_parallel_thread), and the exec slot that adds the option table's
 // functions (parallel/option_keywords.h: _options, _option_table, _parse_option), the
 // runtime's API (parallel/api.cpp: server, register, run, ...; its state -- names, types,
 // the registry -- is the module's state, released by the interpreter with the module) and
 // the WSGI/ASGI gateway (parallel/gateway.h). Options reach the module through
-// pp::runtime_options() (interpreter/runtime_options.h).
-#include "interpreter/parallel_module.h"
+// pp::runtime_options() (interpreter/parallel/runtime_options.h).
+#include "interpreter/parallel/parallel_module.h"
 
 #include <string>
 #include <vector>
@@ -14,7 +14,7 @@
 #include "interpreter/parallel/runtime.h"
 
 #include "interpreter/parallel/share.h"
-#include "interpreter/runtime_options.h"
+#include "interpreter/parallel/runtime_options.h"
 
 namespace pp {
 namespace {

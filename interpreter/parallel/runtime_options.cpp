@@ -1,6 +1,6 @@
-// interpreter/runtime_options.cpp -- the host's command line (the option table's flags,
+// interpreter/parallel/runtime_options.cpp -- the host's command line (the option table's flags,
 // --topology, --help, Python's own flags passed through) and the process-wide options.
-#include "interpreter/runtime_options.h"
+#include "interpreter/parallel/runtime_options.h"
 
 #include <fmt/format.h>
 

@@ -2,7 +2,7 @@
 """CPython's whole regression suite on the patched interpreter against the unpatched build
 of the same source: the same passes and skips, or each difference listed.
 
-    python3 interpreter/regrtest_compare.py [-j N] [--timeout S] [TEST ...]
+    python3 interpreter/cpython/regrtest_compare.py [-j N] [--timeout S] [TEST ...]
 
 Builds (or takes from the cache) the patched free-threaded interpreter (build-cpython.sh,
 the default PGO variant) and the same source with no patches (--opt none: optimization
@@ -25,7 +25,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 
 HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parent
+ROOT = HERE.parent.parent
 BUILD_SCRIPT = HERE / "build-cpython.sh"
 
 

@@ -3,7 +3,7 @@
 # module (interpreter/parallel/, the pyparallel host) built with -fsanitize=thread against
 # the ThreadSanitizer build of the patched interpreter, driven by the tests/parallel suite.
 #
-#   interpreter/tsan-runtime.sh [PYTEST_ARGS...]     (e.g. -k callbacks, -x)
+#   interpreter/cpython/tsan-runtime.sh [PYTEST_ARGS...]     (e.g. -k callbacks, -x)
 #
 # Configures build-tsan-runtime once (clang, -Db_sanitize=thread, debugoptimized, no test
 # suites), builds only the pyparallel host (the only binary tests/parallel starts: every
@@ -12,20 +12,20 @@
 # numa/, interpreter/*.cpp, interpreter/parallel/, or a pp:: frame) in full. That includes
 # a race inside the interpreter met while a worker runs a callback (the stack goes through
 # pp::): read its top frames; one in CPython code the patches do not touch may go to
-# interpreter/tsan-runtime.supp, with why. Reports with no project frame are only counted.
+# interpreter/cpython/tsan-runtime.supp, with why. Reports with no project frame are only counted.
 # Exit 1 if there is such a report or a test fails; the last line sums it up, with the logs.
 # PP_TSAN_BUILD_DIR overrides the build folder, PP_TSAN_PYTHON the interpreter.
 # Time on 2 shared cores, with the interpreter cached: configure + build ~70 s the first
 # time (then seconds), the suite ~3 min (~5 with PP_TSAN_ALL=1, below): 4-5 min in all.
 # The interpreter itself (build-cpython.sh --opt tsan) takes ~7 min the first time, as
-# for interpreter/tsan-check.sh.
+# for interpreter/cpython/tsan-check.sh.
 # CI runs it through `PP_TSAN=1 ./pp test` (tests/run_all.py); run it after changing the
 # runtime's threading (workers, sessions, transports, timers, shutdown).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # PP_TSAN_PYTHON: an already built ThreadSanitizer interpreter (its prefix must hold the
 # suppressions, as build-cpython.sh --opt tsan installs them).
-py="${PP_TSAN_PYTHON:-$("$root/interpreter/build-cpython.sh" --opt tsan | tail -n 1)}"
+py="${PP_TSAN_PYTHON:-$("$root/interpreter/cpython/build-cpython.sh" --opt tsan | tail -n 1)}"
 prefix="$(dirname "$(dirname "$py")")"
 build="${PP_TSAN_BUILD_DIR:-$root/build-tsan-runtime}"
 tmp="$(mktemp -d)"
@@ -54,7 +54,7 @@ junit="$tmp/pytest.xml"
 # suite needs for code that is not ours (each entry says why).
 supp="$tmp/suppressions.txt"
 cat "$prefix/share/pyparallel/suppressions_free_threading.txt" \
-  "$root/interpreter/tsan-runtime.supp" >"$supp"
+  "$root/interpreter/cpython/tsan-runtime.supp" >"$supp"
 # The pyparallel processes the tests start inherit this; pytest itself (the system python,
 # not instrumented) ignores it.
 export TSAN_OPTIONS="halt_on_error=0 exitcode=0 second_deadlock_stack=1 log_path=$log suppressions=$supp"
@@ -113,7 +113,7 @@ EOF
 # for a thread leak, its creation stack), the innermost frame that is either the project's
 # or CPython's is the project's. A race between two threads running CPython's own code
 # (say, the eval loop rewriting bytecode) whose callers happen to be our callbacks is the
-# interpreter's: interpreter/tsan-check.sh and the patch series own those.
+# interpreter's: interpreter/cpython/tsan-check.sh and the patch series own those.
 ours_re='/(core|platform|numa|interpreter/parallel)/[^ :]+:[0-9]|/interpreter/[A-Za-z_]+\.(cpp|h):[0-9]| pp::'
 cpython_re='/(Python|Objects|Include|Modules|Parser)/[^ :]+:[0-9]'
 total=0

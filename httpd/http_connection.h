@@ -1,4 +1,4 @@
-// examples/httpd/http_connection.h -- one HTTP/1.1 connection of pyparallel-httpd.
+// httpd/http_connection.h -- one HTTP/1.1 connection of pyparallel-httpd.
 #pragma once
 
 #include <string>

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# ThreadSanitizer check of the patched interpreter (interpreter/patches/).
+# ThreadSanitizer check of the patched interpreter (interpreter/cpython/patches/).
 #
-#   interpreter/tsan-check.sh [SECONDS_PER_SCENARIO]      (default 2)
+#   interpreter/cpython/tsan-check.sh [SECONDS_PER_SCENARIO]      (default 2)
 #
 # Builds the patch series with --with-thread-sanitizer (build-cpython.sh --opt tsan: cached
 # like every variant, about 2x a plain build the first time), runs every race scenario of
@@ -12,18 +12,18 @@
 # report or a scenario fails; all reports go to the log named at the end.
 # CI runs it through `PP_TSAN=1 ./pp test` (tests/run_all.py); run it after changing a patch.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 seconds="${1:-2}"
 # PP_TSAN_PYTHON: an already built ThreadSanitizer interpreter (its prefix must hold the
 # suppressions, as build-cpython.sh --opt tsan installs them).
-py="${PP_TSAN_PYTHON:-$("$root/interpreter/build-cpython.sh" --opt tsan | tail -n 1)}"
+py="${PP_TSAN_PYTHON:-$("$root/interpreter/cpython/build-cpython.sh" --opt tsan | tail -n 1)}"
 prefix="$(dirname "$(dirname "$py")")"
 log="$(mktemp -d)/tsan"
 # CPython's own suppressions (known races of the unpatched interpreter) and ours
-# (interpreter/tsan-suppressions.txt, each with its reason), in one file as TSan wants.
+# (interpreter/cpython/tsan-suppressions.txt, each with its reason), in one file as TSan wants.
 supp="$(dirname "$log")/suppressions.txt"
 cat "$prefix/share/pyparallel/suppressions_free_threading.txt" \
-  "$root/interpreter/tsan-suppressions.txt" >"$supp"
+  "$root/interpreter/cpython/tsan-suppressions.txt" >"$supp"
 export TSAN_OPTIONS="halt_on_error=0 exitcode=0 second_deadlock_stack=1 log_path=$log suppressions=$supp"
 fail=0
 races="$root/tests/interpreter/races/run.py"

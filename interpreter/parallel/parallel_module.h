@@ -1,4 +1,4 @@
-// interpreter/parallel_module.h -- the `parallel` module: entry point and thread identity.
+// interpreter/parallel/parallel_module.h -- the `parallel` module: entry point and thread identity.
 //
 // The module is compiled twice from the same source: into the `pyparallel` host, which
 // registers it as a built-in (PyImport_AppendInittab), and as an extension module

@@ -1,4 +1,4 @@
-// interpreter/runtime_options.h -- the runtime's options: the option table's values
+// interpreter/parallel/runtime_options.h -- the runtime's options: the option table's values
 // (core/options.h) as the pyparallel host and the parallel module hold them.
 //
 // They come from build-time defaults (meson_options.txt -> PP_DEFAULT_*), then the

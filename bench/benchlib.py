@@ -148,7 +148,8 @@ def median(results: list[Result]) -> Result:
 class Nginx:
     """Debian's nginx-light answering `return 200` with the same body as our servers."""
 
-    def __init__(self, workers: int, port: int, body: str = "Hello, World!"):
+    def __init__(self, workers: int, port: int, body: str = "Hello, World!",
+                 worker_connections: int = 8192, keepalive_timeout: int = 75):
         if not shutil.which("nginx"):
             raise RuntimeError("nginx not installed (apt-get install nginx-light)")
         self.dir = tempfile.mkdtemp(prefix="pp-nginx-")
@@ -157,10 +158,12 @@ class Nginx:
 worker_processes {workers};
 pid {self.dir}/nginx.pid;
 error_log {self.dir}/error.log;
-events {{ worker_connections 8192; }}
+worker_rlimit_nofile {worker_connections + 100};
+events {{ worker_connections {worker_connections}; }}
 http {{
   access_log off;
   keepalive_requests 100000000;
+  keepalive_timeout {keepalive_timeout}s;
   server {{
     listen 127.0.0.1:{port} reuseport backlog=4096;
     location / {{ default_type text/plain; return 200 "{body}"; }}

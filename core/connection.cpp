@@ -158,16 +158,18 @@ void Connection::on_send_cancelled(Operation& op, const Completion&) {
 void Connection::stop_reading() {
   if (!reading_ || cancelling_) return;
   cancelling_ = true;
-  cancel_op_.prep_cancel(&recv_op_, &Connection::on_cancel, this);
-  loop_.submit(cancel_op_);
+  Operation& cancel = cancel_ops().recv;
+  cancel.prep_cancel(&recv_op_, &Connection::on_cancel, this);
+  loop_.submit(cancel);
 }
 
 void Connection::cancel_send() {
   Operation* op = out_.in_flight_op();
   if (!op || send_cancelling_) return;
   send_cancelling_ = true;
-  send_cancel_op_.prep_cancel(op, &Connection::on_send_cancelled, this);
-  loop_.submit(send_cancel_op_);
+  Operation& cancel = cancel_ops().send;
+  cancel.prep_cancel(op, &Connection::on_send_cancelled, this);
+  loop_.submit(cancel);
 }
 
 void Connection::send_fin_if_drained() {
@@ -204,6 +206,11 @@ void Connection::abort(std::int64_t error) {
   else
     out_.clear();
   maybe_finish();
+}
+
+Connection::CancelOps& Connection::cancel_ops() {
+  if (!cancel_ops_) cancel_ops_ = std::make_unique<CancelOps>();
+  return *cancel_ops_;
 }
 
 void Connection::maybe_finish() {

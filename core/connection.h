@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "core/limits.h"
@@ -158,8 +159,14 @@ class Connection {
   ConnectionSet& owner_;
   Outbound out_;
   Operation recv_op_;
-  Operation cancel_op_;
-  Operation send_cancel_op_;
+  /// The cancels, made on first use: only back-pressure, a close or an abort cancel
+  /// anything, and two operations would be a third of an idle connection's memory.
+  struct CancelOps {
+    Operation recv;  // stops the multishot receive
+    Operation send;  // stops a send in flight
+  };
+  CancelOps& cancel_ops();
+  std::unique_ptr<CancelOps> cancel_ops_;
   bool reading_ = false;     // the multishot recv is armed
   bool cancelling_ = false;  // cancel_op_ is in flight
   bool send_cancelling_ = false;  // send_cancel_op_ is in flight

@@ -77,13 +77,14 @@ using CompletionFn = void (*)(Operation& op, const Completion& completion);
 /// flight; the parameters must not change until its last completion.
 struct Operation {
   OpCode code = OpCode::timeout;
+  // Parameters (which ones apply depends on `code`). `multishot` sits beside `code`: every
+  // connection holds a few operations, and padding between them cost 16 bytes each.
+  bool multishot = false;  // accept, recv
   Handle fd = invalid_handle;
   CompletionFn callback = nullptr;
   /// The caller's context, untouched by the engine.
   void* user = nullptr;
 
-  // Parameters (which ones apply depends on `code`).
-  bool multishot = false;               // accept, recv
   std::span<const IoSlice> slices;      // send
   Handle file = invalid_handle;         // sendfile: the source file
   std::uint64_t offset = 0;             // sendfile: first byte of the file to send

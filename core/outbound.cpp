@@ -3,10 +3,60 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <vector>
 
 #include "core/net.h"
 
 namespace pp {
+
+namespace {
+
+/// Sent byte buffers, kept per thread for their capacity: the next response on this
+/// worker reuses one instead of asking the heap, and an idle connection holds none (a
+/// buffer kept per connection was a fifth of an idle connection's memory). Outbounds live
+/// on their worker's thread, so no lock.
+class BufferPool {
+ public:
+  /// A buffer with some capacity when one is kept, else an empty string.
+  static std::string take() {
+    if (state() == State::gone) return {};
+    std::vector<std::string>& kept = pool().kept_;
+    if (kept.empty()) return {};
+    std::string s = std::move(kept.back());
+    kept.pop_back();
+    s.clear();
+    return s;
+  }
+  /// Keeps `s` for a later take(), unless enough are kept, or it is too large to sit idle
+  /// or too small to be worth keeping (a short string is inline, not on the heap).
+  static void give(std::string& s) {
+    if (s.capacity() < 64 || s.capacity() > kMaxKeptCapacity || state() == State::gone) return;
+    std::vector<std::string>& kept = pool().kept_;
+    if (kept.size() < kMaxKept) kept.push_back(std::move(s));
+  }
+
+ private:
+  // What a worker has in flight at once is a few responses per busy connection: 64
+  // buffers of up to 64 KiB bound what a worker keeps to 4 MiB.
+  static constexpr std::size_t kMaxKept = 64;
+  static constexpr std::size_t kMaxKeptCapacity = 64u << 10;
+  enum class State : std::uint8_t { unused, live, gone };
+  // Trivially destructible, so still readable while the thread's other thread_locals
+  // are destroyed: an Outbound destroyed after the pool drops its buffer.
+  static State& state() {
+    thread_local State s = State::unused;
+    return s;
+  }
+  static BufferPool& pool() {
+    thread_local BufferPool p;
+    return p;
+  }
+  BufferPool() { state() = State::live; }
+  ~BufferPool() { state() = State::gone; }
+  std::vector<std::string> kept_;
+};
+
+}  // namespace
 
 std::string& Outbound::tail_buffer() {
   // The in-flight segment's bytes must not move, so a new segment starts behind it; a
@@ -15,8 +65,7 @@ std::string& Outbound::tail_buffer() {
                   (queue_.size() == 1 && (in_flight_ || front_sent_ > 0));
   if (need_new) {
     queue_.emplace_back();
-    queue_.back().bytes.swap(spare_);  // reuse a previous buffer's capacity
-    queue_.back().bytes.clear();
+    queue_.back().bytes = BufferPool::take();  // a previous buffer's capacity
   }
   return queue_.back().bytes;
 }
@@ -85,9 +134,8 @@ void Outbound::release(Segment& s) {
   if (s.file != invalid_handle) {
     if (s.owned) close_file(s.file);
     s.file = invalid_handle;
-  } else if (s.bytes.capacity() > spare_.capacity() && s.bytes.capacity() <= (1u << 20)) {
-    // Keep the larger buffer for the next response; very large ones go back to the heap.
-    spare_.swap(s.bytes);
+  } else {
+    BufferPool::give(s.bytes);  // for the next response on this thread
   }
 }
 

@@ -68,7 +68,6 @@ class HttpConnection : public Connection {
   void count_response(std::chrono::steady_clock::time_point since);
 
   RequestParser parser_;
-  Request request_;
   std::string pending_;  // the unparsed start of a request split across reads, or
                          // requests pipelined behind a pending response
   std::chrono::steady_clock::time_point pending_since_;  // the deferred response's request

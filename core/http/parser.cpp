@@ -298,8 +298,9 @@ RequestParser::RequestParser(const ParserOptions& options) : options_(options) {
 }
 
 void RequestParser::reset() {
-  chunk_.active = false;
-  chunk_.trailer_offsets.clear();
+  if (!chunked_) return;
+  chunked_->state.active = false;
+  chunked_->state.trailer_offsets.clear();
 }
 
 ParseResult RequestParser::parse(std::string_view input, Request& out) {
@@ -315,7 +316,7 @@ ParseResult RequestParser::parse(std::string_view input, Request& out) {
       r = parse_with<detail::ScalarScan>(input, out);
       break;
   }
-  if (r.status != ParseStatus::incomplete) chunk_.active = false;
+  if (r.status != ParseStatus::incomplete && chunked_) chunked_->state.active = false;
   return r;
 }
 
@@ -424,7 +425,9 @@ template <class Scan>
 ParseResult RequestParser::decode_chunked(std::string_view input, std::size_t body_start,
                                           Request& r) {
   using Phase = ChunkState::Phase;
-  ChunkState& s = chunk_;
+  if (!chunked_) chunked_ = std::make_unique<Chunked>();
+  ChunkState& s = chunked_->state;
+  std::string& body = chunked_->body;
   if (!s.active || s.body_start != body_start) {
     s.active = true;
     s.phase = Phase::size_line;
@@ -432,7 +435,7 @@ ParseResult RequestParser::decode_chunked(std::string_view input, std::size_t bo
     s.pos = body_start;
     s.remaining = 0;
     s.trailer_offsets.clear();
-    body_.clear();
+    body.clear();
   }
   const char* const begin = input.data();
   const char* const end = begin + input.size();
@@ -484,12 +487,12 @@ ParseResult RequestParser::decode_chunked(std::string_view input, std::size_t bo
         }
         if (lend - q < 2) return line_short();
         if (q[1] != '\n') return fail(400, "bare CR");
-        if (overflow || size > options_.max_body - body_.size()) return fail(413, "body too large");
+        if (overflow || size > options_.max_body - body.size()) return fail(413, "body too large");
         s.pos = static_cast<std::size_t>(q + 2 - begin);
         // Every byte a client sends counts against a limit: the framing (size lines with
         // their extensions, CRLFs) may add max_header_bytes to the decoded body, no more.
         // Without this, 1-byte chunks with long extensions buffer gigabytes per request.
-        if (s.pos - s.body_start - body_.size() > options_.max_header_bytes)
+        if (s.pos - s.body_start - body.size() > options_.max_header_bytes)
           return fail(413, "chunk framing too large");
         if (size == 0) {
           s.phase = Phase::trailers;
@@ -502,7 +505,7 @@ ParseResult RequestParser::decode_chunked(std::string_view input, std::size_t bo
       }
       case Phase::data: {
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(s.remaining, end - p));
-        body_.append(p, n);
+        body.append(p, n);
         s.pos += n;
         s.remaining -= n;
         if (s.remaining != 0) return need_more();
@@ -539,11 +542,12 @@ ParseResult RequestParser::decode_chunked(std::string_view input, std::size_t bo
                static_cast<std::size_t>(h.value.data() - begin), h.value.size()});
           s.pos = static_cast<std::size_t>(p - begin);
         }
-        trailers_.clear();
+        chunked_->trailers.clear();
         for (const auto& o : s.trailer_offsets)
-          trailers_.push_back({{begin + o.name, o.name_len}, {begin + o.value, o.value_len}});
-        r.trailers = trailers_;
-        r.body = body_;
+          chunked_->trailers.push_back(
+              {{begin + o.name, o.name_len}, {begin + o.value, o.value_len}});
+        r.trailers = chunked_->trailers;
+        r.body = body;
         s.active = false;
         return done(static_cast<std::size_t>(p - begin), r.keep_alive);
       }

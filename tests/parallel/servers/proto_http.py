@@ -59,13 +59,17 @@ def spin_watching(n: int, me: int) -> tuple[int, int]:
 
 
 def calibrate(seconds: float) -> int:
-    """Iterations of spin_loop that take about `seconds` of CPU on this interpreter."""
+    """Iterations of spin_watching, the loop /spin runs, that take about `seconds` of CPU
+    on this interpreter. (Timing spin_loop instead made /spin 2.5x longer than asked: a
+    "1 s" handler took 2.5 s of CPU, and a test bounding a stop behind it by 5 s failed
+    beside two CPU hogs.)"""
     n = 20000
     while True:
         t = time.thread_time()
-        spin_loop(n)
+        spin_watching(n, 0)
         dt = time.thread_time() - t
         if dt > 0.05:
+            PROGRESS[0][0] = 0
             return max(1, int(n * seconds / dt))
         n *= 2
 

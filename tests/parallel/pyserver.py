@@ -234,7 +234,23 @@ def recv_until(sock: socket.socket, predicate, timeout: float = 10, limit: int =
 
 
 def recv_exactly(sock: socket.socket, n: int, timeout: float = 10) -> bytes:
-    return recv_until(sock, lambda d: len(d) >= n, timeout)
+    """Reads n bytes, never more (fewer on EOF, reset or timeout). recv_until reads 64 KiB
+    at a time, so "until at least n" could return up to 64 KiB more than n."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while len(data) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(min(1 << 16, n - len(data)))
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def recv_line(sock: socket.socket, timeout: float = 10) -> bytes:

@@ -83,7 +83,7 @@ void HttpConnection::finish_response(bool close) {
     return;
   }
   response_pending_ = false;
-  count_response(pending_since_);
+  count_response(thread_metrics(), pending_since_);
   if (close) {
     close_after_send();
     return;
@@ -91,8 +91,8 @@ void HttpConnection::finish_response(bool close) {
   process({});  // the requests that waited behind it
 }
 
-void HttpConnection::count_response(std::chrono::steady_clock::time_point since) {
-  WorkerMetrics* metrics = thread_metrics();
+void HttpConnection::count_response(WorkerMetrics* metrics,
+                                    std::chrono::steady_clock::time_point since) {
   if (!metrics) return;
   metrics->count_latency(std::chrono::steady_clock::now() - since);
   if (metrics == owner_metrics()) WorkerMetrics::bump(metrics->requests);
@@ -108,8 +108,9 @@ void HttpConnection::process(std::string_view chunk) {
   bool completed = false;  // a request ended here: a partial one after it is a new head
   // Latency: from this read to each response it completes (one clock read per read when
   // the worker keeps metrics).
+  WorkerMetrics* metrics = thread_metrics();  // once per read, not per response
   auto arrived =
-      thread_metrics() ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+      metrics ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   ScratchRequest scratch;
   Request& request = scratch.get();
   in_loop_ = true;
@@ -143,7 +144,7 @@ void HttpConnection::process(std::string_view chunk) {
       pending_since_ = arrived;  // counted when it finishes
       break;
     }
-    count_response(arrived);
+    count_response(metrics, arrived);
     if (close) close_after_send();
   }
   in_loop_ = false;

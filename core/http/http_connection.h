@@ -65,7 +65,7 @@ class HttpConnection : public Connection {
   void process(std::string_view chunk);
   /// The response to the request that began at `since` is complete: its latency, and
   /// the request count of a server that keeps metrics.
-  void count_response(std::chrono::steady_clock::time_point since);
+  void count_response(WorkerMetrics* metrics, std::chrono::steady_clock::time_point since);
 
   RequestParser parser_;
   std::string pending_;  // the unparsed start of a request split across reads, or

@@ -16,6 +16,7 @@
 
 #include "core/net.h"
 #include "platform/win32/error_codes.h"
+#include "platform/socket_address.h"
 #include "platform/win32/winsock.h"
 
 namespace pp {
@@ -167,43 +168,21 @@ std::uint16_t local_port(Handle sock) {
   sockaddr_storage ss{};
   int len = sizeof ss;
   if (::getsockname(to_socket(sock), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
-  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  return 0;
+  return platform::address_port(ss);
 }
-
-namespace {
-// (numeric host, port) of an IPv4 or IPv6 socket address.
-bool format_address(const sockaddr_storage& ss, std::string& host, std::uint16_t& port) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) {
-    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-    ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
-    port = ntohs(a->sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-    ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-    port = ntohs(a->sin6_port);
-  } else {
-    return false;
-  }
-  host = buf;
-  return true;
-}
-}  // namespace
 
 bool peer_address(Handle sock, std::string& host, std::uint16_t& port) {
   sockaddr_storage ss{};
   int len = sizeof ss;
   if (::getpeername(to_socket(sock), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
-  return format_address(ss, host, port);
+  return platform::format_address(ss, host, port);
 }
 
 bool local_address(Handle sock, std::string& host, std::uint16_t& port) {
   sockaddr_storage ss{};
   int len = sizeof ss;
   if (::getsockname(to_socket(sock), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
-  return format_address(ss, host, port);
+  return platform::format_address(ss, host, port);
 }
 
 void set_nodelay(Handle sock) {

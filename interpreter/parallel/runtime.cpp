@@ -1,292 +1,38 @@
-// interpreter/parallel/runtime.cpp -- parallel.run(): workers, thread states, the
-// main thread's duties while serving, and clean shutdown.
-#include "interpreter/parallel/runtime.h"
-
-#include <signal.h>
+// interpreter/parallel/runtime.cpp -- parallel.run() itself: this run's options, the
+// servers' listeners, sharing main-thread data, and the two ways to serve (callbacks on the
+// main thread with workers=0, or on a pool of workers) from start to clean shutdown. The
+// pieces it drives live beside it (runtime_state.h lists them).
+#include "interpreter/parallel/runtime_state.h"
 
 #include <chrono>
-#include <condition_variable>
-#include <csignal>
-#include <deque>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
 
-#include "core/acceptor.h"
 #include "core/handoff.h"
 #include "core/inherit.h"
 #include "core/listeners.h"
-#include "core/connection.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/metrics_server.h"
-#include "core/net.h"
 #include "core/options.h"
 #include "core/signals.h"
-#include "core/worker_server.h"
 #include "core/workers.h"
+#include "interpreter/parallel/option_keywords.h"
 #include "interpreter/parallel/parallel_module.h"
 #include "interpreter/parallel/runtime_options.h"
-#include "interpreter/parallel/option_keywords.h"
 #include "interpreter/parallel/share.h"
 #include "numa/bind.h"
 #include "numa/placement.h"
 
 namespace pp::py {
 
-namespace {
-
-// ---- per-thread attachment ---------------------------------------------------------
-
-struct ThreadContext {
-  PyThreadState* tstate = nullptr;
-  bool attached = false;
-  Loop* loop = nullptr;
-  Counters* counters = nullptr;
-  WorkerLocal* local = nullptr;
-};
-thread_local ThreadContext* this_thread = nullptr;
-
-}  // namespace
-
-void ensure_attached() {
-  ThreadContext* t = this_thread;
-  if (t && !t->attached) {
-    PyEval_RestoreThread(t->tstate);
-    t->attached = true;
-  }
-}
-
-void detach() {
-  ThreadContext* t = this_thread;
-  if (t && t->attached) {
-    t->attached = false;
-    PyEval_SaveThread();
-  }
-}
-
-Counters& thread_counters() {
-  static Counters unowned;  // callbacks never run off runtime threads; a safe sink anyway
-  return this_thread && this_thread->counters ? *this_thread->counters : unowned;
-}
-
-Loop* current_loop() { return this_thread ? this_thread->loop : nullptr; }
-
-WorkerLocal* worker_local() { return this_thread ? this_thread->local : nullptr; }
-
-namespace {
-
-// ---- a worker's serving state -------------------------------------------------------
-
-/// One client connection being established.
-struct Connector {
-  Operation op;
-  Operation cancel_op;  // past the drain deadline: ends a connect still in flight
-  Endpoint endpoint;
-  Handle sock = invalid_handle;
-  EndpointObject* client = nullptr;
-  struct WorkerState* worker = nullptr;
-  std::string where;
-  bool done = false;
-};
-
-struct WorkerState;
-/// Hands a connection accepted from a socket every worker shares (systemd's) to the next
-/// worker round-robin; false keeps it here (not serving yet, stopping, or our turn).
-bool spread_connection(WorkerState& from, Handle sock, const ProtocolInfo* info);
-
-/// What one runtime thread (a worker, or the main thread with workers=0) serves.
-struct WorkerState {
-  WorkerState(Counters& c, const ConnectionLimits& limits) : counters(c), server(limits) {}
-  ThreadContext context;
-  Counters& counters;
-  Loop* loop = nullptr;
-  WorkerServer server;  // its connections and acceptors (core/worker_server.h)
-  std::vector<std::unique_ptr<Connector>> connectors;
-  std::vector<EndpointObject*> clients;  // set up, connected by start_serving
-  WorkerLocal local;
-  /// Functions posted through the runtime's gate that have not run yet: the drain
-  /// waits for them, since their posters were told they would run.
-  std::atomic<unsigned> posts_pending{0};
-  unsigned spread_next = 0;  // round-robin position (spread_connection)
-
-  /// Takes this thread's share of every server's listeners (`sets`, one per server in
-  /// registration order, opened by the main thread) and notes its clients. Nothing is
-  /// accepted or connected until `start_serving`: a callback may hand work to any other
-  /// runtime thread, and before every worker is set up those posts would be refused.
-  bool setup(Loop& l, unsigned index, unsigned count, std::vector<ListenerSet>& sets,
-             std::string& error) {
-    loop = &l;
-    context.loop = &l;
-    context.counters = &counters;
-    context.local = &local;
-    // The engine counts responses by status and latency into the thread's metrics.
-    set_thread_metrics(&counters);
-    counters.attach_thread();
-    unsigned client_no = 0;
-    std::size_t server_no = 0;
-    for (Ref& ref : endpoints()) {
-      auto* e = reinterpret_cast<EndpointObject*>(ref.get());
-      if (!e->protocol) continue;
-      const ProtocolInfo* info = e->protocol;
-      if (!e->is_client) {
-        Loop* lp = loop;
-        ConnectionSet* set = &server.connections();
-        ListenerSet& ls = sets[server_no++];
-        // Bound here when the set binds in workers; connections wait in the backlog
-        // until start_serving.
-        if (!server.take_listeners(
-                *loop, ls, index, count, *e->host, e->backlog,
-                [lp, set, info](Handle sock) { return make_connection(*lp, sock, *set, *info); },
-                [this, info](Handle sock) { return spread_connection(*this, sock, info); },
-                error))
-          return false;
-        if (ls.bind_in_workers) e->port.store(ls.port);  // port 0: the kernel's pick
-      } else if (client_no++ % count == index) {
-        clients.push_back(e);  // spread over the workers
-      }
-    }
-    return true;
-  }
-
-  /// Accepts and connects, on this thread, once the gate is open (every runtime thread
-  /// is set up). A stop that came first wins: a stopped acceptor does not arm, and
-  /// begin_stop dropped the clients.
-  void start_serving() {
-    server.start_accepting();
-    for (EndpointObject* e : std::exchange(clients, {}))
-      start_client(e);  // a failure is the protocol's to hear
-  }
-
-  void start_client(EndpointObject* e) {
-    auto c = std::make_unique<Connector>();
-    c->client = e;
-    c->worker = this;
-    c->where = fmt::format("{}:{}", *e->host, e->port.load());
-    std::string err;
-    if (!resolve_endpoint(*e->host, static_cast<std::uint16_t>(e->port.load()), c->endpoint,
-                          err) ||
-        (c->sock = open_stream_socket(c->endpoint, err)) == invalid_handle) {
-      pp::log("client {}: {}", c->where, err);
-      return;
-    }
-    c->op.prep_connect(c->sock, &c->endpoint, &WorkerState::connected, c.get());
-    loop->submit(c->op);
-    connectors.push_back(std::move(c));
-  }
-
-  static void connected(Operation& op, const Completion& done) {
-    auto* c = static_cast<Connector*>(op.user);
-    c->done = true;
-    WorkerState& w = *c->worker;
-    if (done.result < 0) {
-      close_socket(c->sock);
-      report_connect_failure(*c->client->protocol, c->where, done.result);
-      return;
-    }
-    set_nodelay(c->sock);
-    ConnectionSet& set = w.server.connections();
-    set.add(make_connection(*w.loop, c->sock, set, *c->client->protocol));
-  }
-
-  /// Graceful stop: no new connections; open ones drain (HTTP: the request under way is
-  /// answered with `Connection: close`; idle ones close) and close; timers are cancelled.
-  void begin_stop() {
-    clients.clear();      // not connected yet (a stop before start_serving): never will be
-    server.begin_stop();
-    stop_timers(local);
-  }
-
-  bool busy() const {
-    if (server.busy()) return true;
-    if (posts_pending.load(std::memory_order_acquire) > 0 || !local.timers.empty()) return true;
-    for (auto& c : connectors)
-      if (!c->done) return true;
-    return false;
-  }
-
-  /// After the drain, attached, before teardown: what the engine still has in flight must
-  /// end before its owners' memory goes (an io_uring send still reads its Outbound's
-  /// buffers; a connect its Connector). Accepted posts run first, however late: their
-  /// posters were told they would (a spread socket is in one, and would leak). Then the
-  /// connections still open are aborted (their sends cancelled, connection_lost told) and
-  /// the connects in flight cancelled, and the loop runs until they have completed, for
-  /// up to `kAbortGrace`: only what still has not completed by then is dropped unheard.
-  void finish(Loop& l) {
-    static constexpr auto kAbortGrace = std::chrono::seconds(2);
-    auto turn = [&] {
-      detach();
-      l.run_once(std::chrono::milliseconds(10));
-      ensure_attached();
-    };
-    while (posts_pending.load(std::memory_order_acquire) > 0) turn();
-    if (!busy()) return;
-    ConnectionSet& connections = server.connections();
-    connections.abort_all(-ECANCELED);
-    for (auto& c : connectors) {
-      if (c->done) continue;
-      c->cancel_op.prep_cancel(
-          &c->op, [](Operation&, const Completion&) {}, nullptr);
-      loop->submit(c->cancel_op);
-    }
-    auto deadline = std::chrono::steady_clock::now() + kAbortGrace;
-    while (busy() && std::chrono::steady_clock::now() < deadline) turn();
-    if (connections.size() > 0)
-      pp::log("{} connection{} still in flight after the stop; dropped", connections.size(),
-              connections.size() == 1 ? "" : "s");
-  }
-
-  /// Last act on this thread, attached: everything holding Python references goes
-  /// while the thread state (and the interpreter) still exist. What `finish` could not
-  /// end is dropped here.
-  void teardown() {
-    server.clear_acceptors();
-    connectors.clear();
-    server.connections().drop_all();
-    release_timers(local);
-    local.route_names.clear();
-  }
-};
-
-// ---- the process-wide runtime ------------------------------------------------------
-
-/// Where the runtime stands for work handed to its loops from other threads.
-enum class Gate {
-  closed,    // not running: nothing is accepted (timers wait for run())
-  open,      // serving: posts go to the loops
-  stopping,  // stop() was asked and run() is draining: refused
-};
-
-struct Runtime {
-  std::mutex mutex;
-  std::condition_variable wake_main;
-  std::deque<std::function<void()>> main_queue;  // guarded by mutex
-  bool main_open = false;                        // guarded by mutex: post_to_main accepts
-  bool workers_joined = false;                   // guarded by mutex: the stop's join is done
-  Loop* main_loop = nullptr;  // guarded by mutex: with workers=0, the loop run() waits in
-  std::atomic<unsigned long> run_thread{0};  // the thread inside run() (0: none)
-  std::atomic<std::uint64_t> generation{0};  // run() calls so far (run_generation)
-  std::atomic<bool> running{false};
-  std::atomic<bool> stop_requested{false};
-  // Posting from any thread. A post holds `gate_mutex` shared while it reads `workers`
-  // and posts to a loop; opening and closing the gate hold it exclusively. So a loop is
-  // posted to only while it and its WorkerState live, and nothing is accepted that the
-  // drain will not run: the gate closes before the drain starts.
-  std::shared_mutex gate_mutex;
-  Gate gate = Gate::closed;  // guarded by gate_mutex
-  std::atomic<unsigned> next_worker{0};
-  std::vector<std::shared_ptr<TimerState>> pending_timers;  // guarded by gate_mutex
-  std::vector<std::unique_ptr<WorkerState>> workers;  // fixed while the gate is not closed
-  // The last run's, kept for stats(). Replaced by run() under counters_mutex; stats()
-  // copies the pointers under it and reads the counters (atomics) after it.
-  std::mutex counters_mutex;
-  std::vector<std::shared_ptr<Counters>> counters;
-  std::vector<ListenerSet> listeners;  // per server, this run's; workers take their share
-};
-
 Runtime& rt() {
   static Runtime* r = new Runtime;  // never destroyed: threads may outlive static teardown
   return *r;
 }
+
+namespace {
 
 // Closes the listeners no worker took (a start-up that failed part-way) and forgets them.
 void release_server_listeners() {
@@ -306,8 +52,8 @@ bool open_server_listeners(unsigned threads) {
     if (!e->protocol || e->is_client) continue;
     ListenerSet set;
     std::string error;
-    if (!open_listeners(*e->host, static_cast<std::uint16_t>(e->port.load()), e->backlog,
-                        threads, /*handoff=*/true, set, error, /*bind_now=*/false)) {
+    if (!open_listeners(*e->host, static_cast<std::uint16_t>(e->port.load()), e->backlog, threads,
+                        /*handoff=*/true, set, error, /*bind_now=*/false)) {
       release_server_listeners();
       PyErr_SetString(names().parallel_error, error.c_str());
       return false;
@@ -330,10 +76,9 @@ bool start_metrics(const std::optional<ListenAddress>& address, MetricsServer& s
   std::vector<const WorkerMetrics*> all;
   for (auto& c : rt().counters) all.push_back(c.get());
   bool ok;
-  Py_BEGIN_ALLOW_THREADS
-  ok = server.start(host, port, [all] { return render_prometheus(all, "runtime"); }, error);
-  Py_END_ALLOW_THREADS
-  if (!ok) {
+  Py_BEGIN_ALLOW_THREADS ok = server.start(
+      host, port, [all] { return render_prometheus(all, "runtime"); }, error);
+  Py_END_ALLOW_THREADS if (!ok) {
     PyErr_SetString(names().parallel_error, error.c_str());
     return false;
   }
@@ -349,121 +94,9 @@ void offer_server_listeners() {
     auto* e = reinterpret_cast<EndpointObject*>(ref.get());
     if (!e->protocol || e->is_client || k >= r.listeners.size()) continue;
     const ListenerSet& set = r.listeners[k++];
-    if (set.origin != "bound")
-      pp::log("listening on {}:{} ({})", *e->host, set.port, set.origin);
+    if (set.origin != "bound") pp::log("listening on {}:{} ({})", *e->host, set.port, set.origin);
     offer_listeners(*e->host, set.port, set.distinct);
   }
-}
-
-// Posts `fn` to `ws`'s loop, counted until it has run. The gate is held and open.
-void post_locked(WorkerState& ws, std::function<void()> fn) {
-  ws.posts_pending.fetch_add(1, std::memory_order_relaxed);
-  ws.counters.queue_depth.fetch_add(1, std::memory_order_relaxed);
-  ws.loop->post([&ws, fn = std::move(fn)]() mutable {
-    ws.counters.queue_depth.fetch_sub(1, std::memory_order_relaxed);
-    ensure_attached();
-    fn();
-    fn = nullptr;  // its captures may hold Python references: released here, attached
-    ws.posts_pending.fetch_sub(1, std::memory_order_release);
-  });
-}
-
-WorkerState& next_worker_locked() {
-  Runtime& r = rt();
-  return *r.workers[r.next_worker.fetch_add(1, std::memory_order_relaxed) % r.workers.size()];
-}
-
-void post_arm_locked(const std::shared_ptr<TimerState>& timer) {
-  post_locked(next_worker_locked(), [timer] {
-    if (Loop* loop = current_loop()) arm_timer(timer, *loop);
-  });
-}
-
-bool spread_connection(WorkerState& from, Handle sock, const ProtocolInfo* info) {
-  Runtime& r = rt();
-  std::shared_lock lock(r.gate_mutex);
-  if (r.gate != Gate::open) return false;  // workers still starting, or stopping
-  WorkerState& to = *r.workers[from.spread_next++ % r.workers.size()];
-  if (&to == &from) return false;
-  post_locked(to, [&to, sock, info] {
-    ConnectionSet& set = to.server.connections();
-    set.add(make_connection(*to.loop, sock, set, *info));
-  });
-  return true;
-}
-
-// Opens the gate once every runtime thread is set up, tells each to start accepting and
-// connecting (so no callback runs while a post to another thread would be refused), and
-// hands them the timers made while it was closed. Attached (the pending list's references
-// are dropped here).
-void open_gate() {
-  Runtime& r = rt();
-  std::unique_lock lock(r.gate_mutex);
-  r.gate = Gate::open;
-  for (auto& ws : r.workers) post_locked(*ws, [w = ws.get()] { w->start_serving(); });
-  for (auto& t : std::exchange(r.pending_timers, {})) post_arm_locked(t);
-}
-
-void set_gate(Gate g) {
-  Runtime& r = rt();
-  std::unique_lock lock(r.gate_mutex);
-  r.gate = g;
-}
-
-std::atomic<bool> sigterm_seen{false};
-void on_sigterm(int) { sigterm_seen = true; }
-
-// Runs the functions call_from_main_thread queued. Main thread, attached.
-void drain_main_queue() {
-  Runtime& r = rt();
-  for (;;) {
-    std::function<void()> fn;
-    {
-      std::lock_guard lock(r.mutex);
-      if (r.main_queue.empty()) return;
-      fn = std::move(r.main_queue.front());
-      r.main_queue.pop_front();
-    }
-    fn();
-  }
-}
-
-// Waits (detached) up to `timeout` for queued main-thread work, or, while serving
-// (`until_stop`), for a stop request. Not while stopping: the request stays set until run()
-// returns, so a wait that woke on it would return at once and the join loop would spin.
-void wait_main(std::chrono::milliseconds timeout, bool until_stop) {
-  Runtime& r = rt();
-  Py_BEGIN_ALLOW_THREADS
-  {
-    // Unlocked before re-attaching: a worker holding the GIL (or, free-threaded, taking
-    // part in a stop-the-world pause) may be waiting for this mutex in post_to_main.
-    std::unique_lock lock(r.mutex);
-    r.wake_main.wait_for(lock, timeout, [&] {
-      return !r.main_queue.empty() || (until_stop && r.stop_requested) || r.workers_joined;
-    });
-  }
-  Py_END_ALLOW_THREADS
-}
-
-// SIGINT arrives as KeyboardInterrupt through PyErr_CheckSignals; SIGTERM through
-// our handler. Any other error a Python signal handler raised stays set (and `stop`
-// is set): run() re-raises it after the shutdown.
-void check_signals(bool& stop) {
-  if (sigterm_seen.exchange(false)) {
-    pp::log("SIGTERM received: stopping");
-    stop = true;
-  }
-  if (PyErr_CheckSignals() < 0) {
-    if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-      PyErr_Clear();
-      pp::log("SIGINT received: stopping");
-      stop = true;
-    } else {
-      stop = true;
-      return;
-    }
-  }
-  if (rt().stop_requested) stop = true;
 }
 
 // The options of one run(): the process's, with run()'s arguments over them.
@@ -517,9 +150,10 @@ void freeze_main_thread_data(bool share) {
     ShareResult shared = share_main_thread_data(roots, keep, handles);
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0);
     if (shared.walked)
-      pp::log("main-thread data shared with the workers: {} objects made immortal, {} kept "
-              "mortal (finalizers, runtime handles), {:.0f} ms",
-              shared.immortalized, shared.kept_mortal, ms.count());
+      pp::log(
+          "main-thread data shared with the workers: {} objects made immortal, {} kept "
+          "mortal (finalizers, runtime handles), {:.0f} ms",
+          shared.immortalized, shared.kept_mortal, ms.count());
   }
   // Collected first: garbage (a cycle with __del__ among it) frozen would never be freed
   // nor finalized. After the walk, the collector skips and untracks what it made immortal.
@@ -544,10 +178,10 @@ PyObject* run_on_main_thread(const Choice& choice) {
   auto ws = std::make_unique<WorkerState>(*r.counters.back(), choice.limits);
   ws->context.tstate = PyThreadState_Get();
   ws->context.attached = true;
-  this_thread = &ws->context;
+  set_thread_context(&ws->context);
   std::string error;
   if (!open_server_listeners(1)) {
-    this_thread = nullptr;
+    set_thread_context(nullptr);
     return nullptr;
   }
   bool ok = ws->setup(*opened.loop, 0, 1, r.listeners, error);
@@ -606,7 +240,7 @@ PyObject* run_on_main_thread(const Choice& choice) {
   r.running = false;
   set_gate(Gate::closed);
   r.workers.clear();
-  this_thread = nullptr;
+  set_thread_context(nullptr);
   if (pending) {
     restore_exception(pending);
     return nullptr;
@@ -663,7 +297,7 @@ PyObject* run_on_workers(const Choice& choice) {
     PyThreadState_DeleteCurrent();
     ws.context.tstate = nullptr;
     ws.context.attached = false;
-    this_thread = nullptr;
+    set_thread_context(nullptr);
   };
 
   if (!open_server_listeners(choice.workers)) {
@@ -681,24 +315,23 @@ PyObject* run_on_workers(const Choice& choice) {
     r.workers_joined = false;  // set by the last run's join: wait_main would not wait
   }
   Py_BEGIN_ALLOW_THREADS  // workers attach during set-up; a GIL build would deadlock
-  started = pool.start(
-      std::move(config),
-      [&r, interp, n = choice.workers](Worker& w, std::string& err) {
-        WorkerState& ws = *r.workers[w.index()];
-        // Created here, on the worker's own thread; the pool starts workers one at a
-        // time, so thread-state creation never races.
-        ws.context.tstate = PyThreadState_New(interp);
-        this_thread = &ws.context;
-        set_parallel_thread(true);
-        if (!ws.setup(w.loop(), w.index(), n, r.listeners, err)) return false;
-        WorkerState* wp = &ws;
-        w.on_stop([wp] { wp->begin_stop(); });
-        w.set_busy_check([wp] { return wp->busy(); });
-        return true;
-      },
-      error);
-  Py_END_ALLOW_THREADS
-  if (!started) {
+      started = pool.start(
+          std::move(config),
+          [&r, interp, n = choice.workers](Worker& w, std::string& err) {
+            WorkerState& ws = *r.workers[w.index()];
+            // Created here, on the worker's own thread; the pool starts workers one at a
+            // time, so thread-state creation never races.
+            ws.context.tstate = PyThreadState_New(interp);
+            set_thread_context(&ws.context);
+            set_parallel_thread(true);
+            if (!ws.setup(w.loop(), w.index(), n, r.listeners, err)) return false;
+            WorkerState* wp = &ws;
+            w.on_stop([wp] { wp->begin_stop(); });
+            w.set_busy_check([wp] { return wp->busy(); });
+            return true;
+          },
+          error);
+  Py_END_ALLOW_THREADS if (!started) {
     {
       std::lock_guard lock(r.mutex);
       r.main_open = false;
@@ -743,10 +376,8 @@ PyObject* run_on_workers(const Choice& choice) {
     std::lock_guard lock(r.mutex);
     if (r.workers_joined) break;
   }
-  Py_BEGIN_ALLOW_THREADS
-  joiner.join();
-  Py_END_ALLOW_THREADS
-  {
+  Py_BEGIN_ALLOW_THREADS joiner.join();
+  Py_END_ALLOW_THREADS {
     std::lock_guard lock(r.mutex);
     r.main_open = false;
   }
@@ -768,101 +399,8 @@ PyObject* run_on_workers(const Choice& choice) {
 
 }  // namespace
 
-bool runtime_running() { return rt().running; }
-
-bool post_to_main(std::function<void()> fn) {
-  Runtime& r = rt();
-  {
-    std::lock_guard lock(r.mutex);
-    if (!r.main_open) return false;
-    r.main_queue.push_back(std::move(fn));
-    // workers=0: run() waits in its loop, not on wake_main. The loop lives while
-    // main_loop is set (cleared under this mutex before it goes).
-    if (r.main_loop) r.main_loop->post([] {});
-  }
-  r.wake_main.notify_all();
-  return true;
-}
-
-std::uint64_t run_generation() {
-  return rt().generation.load();
-}
-
-bool on_run_thread() {
-  unsigned long t = rt().run_thread.load();
-  return t != 0 && t == PyThread_get_thread_ident();
-}
-
-bool post_to_runtime(std::function<void()> fn) {
-  Runtime& r = rt();
-  std::shared_lock lock(r.gate_mutex);
-  if (r.gate != Gate::open) return false;
-  post_locked(next_worker_locked(), std::move(fn));
-  return true;
-}
-
-bool post_to_loop(Loop* loop, std::function<void()> fn) {
-  Runtime& r = rt();
-  std::shared_lock lock(r.gate_mutex);
-  if (r.gate != Gate::open) return false;
-  for (auto& ws : r.workers) {
-    if (ws->loop == loop) {
-      post_locked(*ws, std::move(fn));
-      return true;
-    }
-  }
-  return false;
-}
-
-PyObject* raise_refused() {
-  Runtime& r = rt();
-  Gate g;
-  {
-    std::shared_lock lock(r.gate_mutex);
-    g = r.gate;
-  }
-  PyErr_SetString(names().parallel_error, g == Gate::stopping ? "the runtime is stopping"
-                                                              : "the runtime is not running");
-  return nullptr;
-}
-
-bool start_timer(const std::shared_ptr<TimerState>& timer) {
-  Runtime& r = rt();
-  std::unique_lock lock(r.gate_mutex);
-  switch (r.gate) {
-    case Gate::closed:
-      r.pending_timers.push_back(timer);
-      return true;
-    case Gate::open:
-      post_arm_locked(timer);
-      return true;
-    case Gate::stopping:
-      break;
-  }
-  return false;
-}
-
-void forget_pending_timer(const TimerState* timer) {
-  Runtime& r = rt();
-  std::shared_ptr<TimerState> gone;  // dropped after the lock, by the attached caller
-  std::unique_lock lock(r.gate_mutex);
-  auto& v = r.pending_timers;
-  for (auto it = v.begin(); it != v.end(); ++it) {
-    if (it->get() == timer) {
-      gone = std::move(*it);
-      v.erase(it);
-      break;
-    }
-  }
-}
-
-void request_stop() {
-  Runtime& r = rt();
-  {
-    std::lock_guard lock(r.mutex);
-    r.stop_requested = true;
-  }
-  r.wake_main.notify_all();
+bool runtime_running() {
+  return rt().running;
 }
 
 PyObject* run_runtime(PyObject* args, PyObject* kwargs) {
@@ -886,117 +424,12 @@ PyObject* run_runtime(PyObject* args, PyObject* kwargs) {
   r.stop_requested = false;
   r.run_thread = PyThread_get_thread_ident();
   r.generation.fetch_add(1);
-  sigterm_seen = false;
-#if defined(_WIN32)
-  // Windows has no sigaction; the C runtime's signal() takes SIGTERM (raised only by
-  // raise() there: Ctrl-C reaches Python's own SIGINT handler as KeyboardInterrupt).
-  auto old_term = std::signal(SIGTERM, on_sigterm);
-  PyObject* result = choice.workers == 0 ? run_on_main_thread(choice) : run_on_workers(choice);
-  std::signal(SIGTERM, old_term);
-#else
-  struct sigaction term {}, old_term {};
-  term.sa_handler = on_sigterm;
-  sigemptyset(&term.sa_mask);
-  sigaction(SIGTERM, &term, &old_term);
-  PyObject* result = choice.workers == 0 ? run_on_main_thread(choice) : run_on_workers(choice);
-  sigaction(SIGTERM, &old_term, nullptr);
-#endif
+  PyObject* result;
+  {
+    SigtermWatch sigterm;
+    result = choice.workers == 0 ? run_on_main_thread(choice) : run_on_workers(choice);
+  }
   r.run_thread = 0;
   return result;
 }
-
-namespace {
-// Sets d[key] = value (a new reference, consumed). False with an exception set.
-bool put(PyObject* d, const char* key, PyObject* value) {
-  Ref v(value);
-  return v && PyDict_SetItemString(d, key, v.get()) == 0;
-}
-
-// The metrics beyond the five classic counters, as stats() shows them (and /metrics):
-// responses by status (int keys), the latency histogram, CPU seconds and queue depth.
-// `sums` accumulates the totals.
-struct Extra {
-  std::array<std::uint64_t, 501> responses{};
-  std::array<std::uint64_t, kLatencyBounds.size() + 1> latency{};
-  std::uint64_t latency_ns = 0, queue_depth = 0, wire_sent = 0, wire_received = 0;
-  double cpu = 0;
-};
-
-bool put_extra(PyObject* d, const Extra& e) {
-  Ref responses(PyDict_New());
-  if (!responses) return false;
-  for (std::size_t s = 0; s < e.responses.size(); ++s) {
-    if (!e.responses[s]) continue;
-    Ref key(s + 1 == e.responses.size() ? PyUnicode_FromString("other")
-                                        : PyLong_FromSize_t(s + 100));
-    Ref n(PyLong_FromUnsignedLongLong(e.responses[s]));
-    if (!key || !n || PyDict_SetItem(responses.get(), key.get(), n.get()) < 0) return false;
-  }
-  Ref bounds(PyList_New(0)), counts(PyList_New(0));
-  if (!bounds || !counts) return false;
-  for (std::size_t b = 0; b < e.latency.size(); ++b) {
-    Ref bound(PyFloat_FromDouble(b < kLatencyBounds.size() ? kLatencyBounds[b] : Py_HUGE_VAL));
-    Ref n(PyLong_FromUnsignedLongLong(e.latency[b]));
-    if (!bound || !n || PyList_Append(bounds.get(), bound.get()) < 0 ||
-        PyList_Append(counts.get(), n.get()) < 0)
-      return false;
-  }
-  Ref latency(PyDict_New());
-  return latency && PyDict_SetItemString(latency.get(), "bounds", bounds.get()) == 0 &&
-         PyDict_SetItemString(latency.get(), "counts", counts.get()) == 0 &&
-         put(latency.get(), "sum", PyFloat_FromDouble(static_cast<double>(e.latency_ns) / 1e9)) &&
-         PyDict_SetItemString(d, "responses", responses.get()) == 0 &&
-         PyDict_SetItemString(d, "latency", latency.get()) == 0 &&
-         put(d, "cpu_seconds", PyFloat_FromDouble(e.cpu)) &&
-         put(d, "queue_depth", PyLong_FromUnsignedLongLong(e.queue_depth)) &&
-         put(d, "wire_bytes_sent", PyLong_FromUnsignedLongLong(e.wire_sent)) &&
-         put(d, "wire_bytes_received", PyLong_FromUnsignedLongLong(e.wire_received));
-}
-}  // namespace
-
-PyObject* collect_stats() {
-  Runtime& r = rt();
-  Ref total(PyDict_New());
-  Ref per(PyList_New(0));
-  if (!total || !per) return nullptr;
-  std::uint64_t sums[5] = {};
-  Extra all;
-  static const char* keys[5] = {"connections", "active_connections", "requests", "bytes_sent",
-                                "bytes_received"};
-  auto get = [](const WorkerMetrics::Counter& c) { return c.load(std::memory_order_relaxed); };
-  std::vector<std::shared_ptr<Counters>> counters;  // kept alive while read: run() may replace them
-  {
-    std::lock_guard lock(r.counters_mutex);
-    counters = r.counters;
-  }
-  for (auto& c : counters) {
-    std::uint64_t v[5] = {get(c->connections), get(c->active), get(c->requests),
-                          get(c->bytes_sent), get(c->bytes_received)};
-    Ref d(PyDict_New());
-    if (!d) return nullptr;
-    for (int i = 0; i < 5; ++i) {
-      sums[i] += v[i];
-      if (!put(d.get(), keys[i], PyLong_FromUnsignedLongLong(v[i]))) return nullptr;
-    }
-    Extra e;
-    for (std::size_t s = 0; s < e.responses.size(); ++s)
-      all.responses[s] += e.responses[s] = get(c->responses[s]);
-    for (std::size_t b = 0; b < e.latency.size(); ++b)
-      all.latency[b] += e.latency[b] = get(c->latency[b]);
-    all.latency_ns += e.latency_ns = get(c->latency_ns);
-    all.queue_depth += e.queue_depth = get(c->queue_depth);
-    all.wire_sent += e.wire_sent = get(c->wire_sent);
-    all.wire_received += e.wire_received = get(c->wire_received);
-    all.cpu += e.cpu = c->cpu_seconds();
-    if (!put_extra(d.get(), e) || PyList_Append(per.get(), d.get()) < 0) return nullptr;
-  }
-  for (int i = 0; i < 5; ++i)
-    if (!put(total.get(), keys[i], PyLong_FromUnsignedLongLong(sums[i]))) return nullptr;
-  if (!put_extra(total.get(), all)) return nullptr;
-  if (PyDict_SetItemString(total.get(), "workers", per.get()) < 0) return nullptr;
-  Ref running(PyBool_FromLong(r.running));
-  if (PyDict_SetItemString(total.get(), "running", running.get()) < 0) return nullptr;
-  return total.release();
-}
-
 }  // namespace pp::py

@@ -5,7 +5,7 @@ A repeating timer on the workers queues 200 main-thread calls per millisecond; a
 ``threading.Timer`` calls ``parallel.stop()`` after ``--seconds``. ``run()`` must return
 and the script print ``returned N``.
 
-The GIL build deadlocked here on every try while runtime.cpp ``wait_main()`` kept
+The GIL build deadlocked here on every try while main_thread.cpp ``wait_main()`` kept
 ``Runtime::mutex`` locked across ``Py_END_ALLOW_THREADS`` (its ``unique_lock`` lived inside
 the ALLOW_THREADS block): the main thread waited for the GIL holding the mutex, and a
 worker holding the GIL waited for the mutex in ``post_to_main()``.

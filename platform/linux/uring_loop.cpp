@@ -6,7 +6,8 @@
 // user_data is the Operation* itself (Operations are at least 8-aligned, so small integers
 // are free for the engine's own requests). Nothing on the completion path allocates.
 //
-// Kernel features and their fallbacks (see UringInfo in uring_loop.h):
+// Kernel features and their fallbacks (see UringInfo in uring_loop.h; the ring's set-up
+// ladder and opcode probe are in uring_setup.cpp):
 //   SINGLE_ISSUER|DEFER_TASKRUN (6.1) -> COOP_TASKRUN (5.19) -> plain ring;
 //   buffer ring (5.19) -> recv into a pool buffer; multishot accept (5.19) / recv (6.0) ->
 //   single-shot requests the engine re-arms, so callers see the same stream of
@@ -23,7 +24,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +41,7 @@
 
 #include "core/post_queue.h"
 #include "platform/linux/backends.h"
+#include "platform/linux/uring_setup.h"
 #include "platform/posix/sigpipe.h"
 
 namespace pp::platform {
@@ -62,8 +63,12 @@ struct UringOpState {
   // may read it late (SQPOLL) without a side allocation.
   __kernel_timespec timeout;
 };
-UringOpState& U(Operation& op) { return backend_state<UringOpState>(op); }
-const UringOpState& U(const Operation& op) { return backend_state<UringOpState>(op); }
+UringOpState& U(Operation& op) {
+  return backend_state<UringOpState>(op);
+}
+const UringOpState& U(const Operation& op) {
+  return backend_state<UringOpState>(op);
+}
 
 /// user_data of the engine's eventfd read (post() wake-ups); never an Operation address.
 constexpr std::uint64_t kWakeTag = 1;
@@ -93,50 +98,10 @@ enum : std::uint32_t {
   kGenShift = 16,
 };
 
-bool env_flag(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-}
-
-/// major*100+minor of the running kernel: multishot accept/recv have no probe bit.
-int kernel_version() {
-  utsname u{};
-  if (::uname(&u) != 0) return 0;
-  int major = 0, minor = 0;
-  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return 0;
-  return major * 100 + minor;
-}
-
 std::uint32_t round_up_pow2(std::uint32_t v) {
   std::uint32_t p = 1;
   while (p < v) p <<= 1;
   return p;
-}
-
-const char* opcode_name(int op) {
-  switch (op) {
-    case IORING_OP_ACCEPT:
-      return "IORING_OP_ACCEPT";
-    case IORING_OP_RECV:
-      return "IORING_OP_RECV";
-    case IORING_OP_SEND:
-      return "IORING_OP_SEND";
-    case IORING_OP_SENDMSG:
-      return "IORING_OP_SENDMSG";
-    case IORING_OP_CONNECT:
-      return "IORING_OP_CONNECT";
-    case IORING_OP_TIMEOUT:
-      return "IORING_OP_TIMEOUT";
-    case IORING_OP_ASYNC_CANCEL:
-      return "IORING_OP_ASYNC_CANCEL";
-    case IORING_OP_CLOSE:
-      return "IORING_OP_CLOSE";
-    case IORING_OP_READ:
-      return "IORING_OP_READ";
-    case IORING_OP_POLL_ADD:
-      return "IORING_OP_POLL_ADD";
-  }
-  return "?";
 }
 
 class UringLoop final : public Loop {
@@ -287,7 +252,7 @@ class UringLoop final : public Loop {
   std::vector<RawCqe> backlog_, backlog_running_;
   std::vector<Link> links_;  // cancel <-> victim pairs while both are in flight
   std::vector<FdSlot> fds_;  // indexed by handle
-  bool cancel_fd_ = false;  // IORING_ASYNC_CANCEL_FD (5.19)
+  bool cancel_fd_ = false;   // IORING_ASYNC_CANCEL_FD (5.19)
 
   std::vector<std::unique_ptr<SendState[]>> send_chunks_;
   SendState* free_send_ = nullptr;
@@ -305,79 +270,13 @@ class UringLoop final : public Loop {
 // Set-up
 
 bool UringLoop::init(const LoopOptions& options, std::string& why) {
-  const bool compat = env_flag(kUringCompatEnv);
-  const char* const old = compat ? kUringCompatEnv : "kernel";
-  const int kver = compat ? 511 : kernel_version();
-  unsigned entries = std::clamp<unsigned>(options.queue_depth, 8, 32768);
-
-  // The setup ladder: the best flags first, dropping what the kernel rejects (EINVAL).
-  const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-  std::vector<unsigned> ladder;
-  if (options.sqpoll) {
-    // DEFER_TASKRUN needs the issuer to run completions itself, SQPOLL's thread does it.
-    ladder = {base | IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_R_DISABLED,
-              base | IORING_SETUP_SQPOLL};
-  } else if (!compat) {
-    // R_DISABLED: the ring binds to its single issuer when enabled, which happens on the
-    // first submit/run_once, i.e. on the worker that drives it, not the thread opening it.
-    ladder = {base | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-                  IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
-              base | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN, base};
-  } else {
-    ladder = {base};
-  }
-  int rc = -EINVAL;
+  const UringKernel kernel = uring_kernel();
+  const char* const old = kernel.name;
+  const int kver = kernel.version;
   io_uring_params p{};
-  for (unsigned flags : ladder) {
-    p = io_uring_params{};
-    p.flags = flags;
-    // Multishot recv/accept post many CQEs per SQE: give the CQ room to absorb bursts.
-    p.cq_entries = entries * 4;
-    if (flags & IORING_SETUP_SQPOLL) p.sq_thread_idle = 1000;
-    rc = io_uring_queue_init_params(entries, &ring_, &p);
-    if (rc != -EINVAL) break;
-  }
-  if (rc < 0) {
-    int e = -rc;
-    if (e == EPERM || e == EACCES)
-      why =
-          fmt::format("io_uring_setup: {} (blocked by seccomp or sysctl kernel.io_uring_disabled)",
-                      std::strerror(e));
-    else if (e == ENOSYS)
-      why = fmt::format(
-          "io_uring_setup: {} (kernel built without io_uring, or the call is blocked by "
-          "seccomp)",
-          std::strerror(e));
-    else if (e == ENOMEM)
-      why = fmt::format(
-          "io_uring_setup: {} (RLIMIT_MEMLOCK too small for the ring on kernels before 5.12; "
-          "raise it or lower queue_depth)",
-          std::strerror(e));
-    else
-      why = fmt::format("io_uring_setup: {}", std::strerror(e));
-    return false;
-  }
-  ring_ok_ = true;
+  if (!open_uring(ring_, options, kernel, p, ring_ok_, why)) return false;
   sqpoll_ = (ring_.flags & IORING_SETUP_SQPOLL) != 0;
   cq_entries_ = p.cq_entries;
-
-  io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
-  if (probe == nullptr) {
-    why = "io_uring opcode probe failed (kernel before 5.6)";
-    return false;
-  }
-  std::string missing;
-  for (int op : {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SEND, IORING_OP_SENDMSG,
-                 IORING_OP_CONNECT, IORING_OP_TIMEOUT, IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE,
-                 IORING_OP_READ, IORING_OP_POLL_ADD}) {
-    if (!io_uring_opcode_supported(probe, op))
-      missing += fmt::format("{}{}", missing.empty() ? "" : ", ", opcode_name(op));
-  }
-  io_uring_free_probe(probe);
-  if (!missing.empty()) {
-    why = fmt::format("io_uring opcode probe: kernel lacks {}", missing);
-    return false;
-  }
 
   // Receive buffers. The ring needs a power of two entries, at most 32768 (16-bit ids).
   buf_size_ = std::max<std::uint32_t>(options.recv_buffer_size, 256);
@@ -726,8 +625,8 @@ void UringLoop::send_step(Operation& op) {
   io_uring_sqe* sqe = get_sqe();
   if (slices.size() == 1) {
     auto* base = static_cast<const std::byte*>(slices[0].data) + U(op).sent;
-    io_uring_prep_send(sqe, fd, base, std::min<std::size_t>(slices[0].size - U(op).sent, kMaxSendStep),
-                       kFlags);
+    io_uring_prep_send(sqe, fd, base,
+                       std::min<std::size_t>(slices[0].size - U(op).sent, kMaxSendStep), kFlags);
     io_uring_sqe_set_data(sqe, &op);
     return;
   }

@@ -78,9 +78,12 @@ TEST_SUITE("CLI on fake machines" * doctest::skip(!pp::numa::have_hwloc)) {
          "cannot place 5 workers on node 0: only 4 allowed PUs (0-3)"},
         {fmt::format("{} --policy 0-1 --workers 3", one_node),
          "cannot place 3 workers on CPU list '0-1'"},
-        {fmt::format("{} --policy sideways", one_node), "unknown policy 'sideways'"},
+        {fmt::format("{} --policy sideways", one_node),
+         "--policy expects compact, scatter, none, node:K or a CPU list such as 0-3,8, got "
+         "'sideways'"},
         {one_node, "PYPARALLEL_NUMA_POLICY"},  // the environment's bad value is named
-        {fmt::format("{} --workers many", one_node), "--workers=many: expected a worker count"},
+        {fmt::format("{} --workers many", one_node), "--workers expects a whole number from 0"},
+        {fmt::format("{} --workers=-2", one_node), "--workers expects a whole number from 0"},
     };
     for (const auto& c : cases) {
       auto run =
@@ -100,6 +103,29 @@ TEST_SUITE("CLI on fake machines" * doctest::skip(!pp::numa::have_hwloc)) {
     CHECK(run.status == 1);
     CHECK(run.output.find("bad synthetic topology 'pack:zero'") != std::string::npos);
   }
+}
+
+TEST_CASE("its options are the servers': the same flag, variables and wording") {
+  // --numa-policy (the servers' flag) and --policy (the tool's older spelling) are one.
+  auto run = cli("--numa-policy none --workers 1");
+  INFO(run.output);
+  CHECK(run.status == 0);
+  CHECK(run.output.find("Plan: policy none, 1 worker") != std::string::npos);
+  run = cli("--numa-policy=none --workers=1");
+  CHECK(run.status == 0);
+  CHECK(run.output.find("Plan: policy none, 1 worker") != std::string::npos);
+  // A bad variable is named with the servers' wording; an empty one counts as unset.
+  run = cli("", "PYPARALLEL_WORKERS=eight");
+  CHECK(run.status == 2);
+  CHECK(run.output.find("PYPARALLEL_WORKERS expects a whole number from 0") != std::string::npos);
+  run = cli("", "PYPARALLEL_NUMA_POLICY=sideways");
+  CHECK(run.status == 2);
+  CHECK(run.output.find("PYPARALLEL_NUMA_POLICY expects compact, scatter") != std::string::npos);
+  run = cli("--numa-policy none", "PYPARALLEL_WORKERS=");
+  CHECK(run.status == 0);
+  // Variables the plan does not read are not the tool's to refuse.
+  run = cli("--numa-policy none --workers 1", "PYPARALLEL_BACKEND=sideways");
+  CHECK(run.status == 0);
 }
 
 TEST_CASE("bad usage exits 2") {

@@ -4,7 +4,7 @@ it with, and nginx; then a CPU-bound handler on pyparallel at 1 vs 2 workers. On
 same wrk settings for every server.
 
     ./pp bench python_servers.py [--seconds 10] [--connections 8] [--pp-workers 1]
-                                 [--cpu-ms 1.0] [--only NAME,...]
+                                 [--cpu-ms 1.0] [--only NAME,...] [--baseline PYPARALLEL]
 
 Servers (each on a fresh free port, one at a time):
   uvloop+httptools  bench/servers/uvloop_httptools.py on /usr/bin/python3 (the anchor)
@@ -21,11 +21,13 @@ by one and by two uvloop+httptools processes on /usr/bin/python3 sharing the por
 SO_REUSEPORT (the anchor: what a user gets from stock Python on two cores).
 Targets (issues 4, 8): cpu/req <= uvloop+httptools's without pipelining; pipelined req/s
 >= 1.5x; p99 no worse; CPU-bound 2-worker/1-worker >= 1.8x; CPU-bound 2 workers >= 0.9x
-two uvloop+httptools processes.
+two uvloop+httptools processes. --baseline PATH adds plaintext rows for another pyparallel
+host (one built from an earlier commit), labelled "baseline": before/after in one run.
 """
 from __future__ import annotations
 
 import argparse
+import pathlib
 import subprocess
 import sys
 import time
@@ -49,6 +51,9 @@ def pyparallel_ready() -> str:
     return ""
 
 
+BASELINE: pathlib.Path | None = None  # --baseline: another pyparallel host
+
+
 def start(name: str, port: int, workers: int):
     """A started server object with .proc and .stop()."""
     if name == "uvloop+httptools":
@@ -58,7 +63,9 @@ def start(name: str, port: int, workers: int):
     if name == "nginx":
         return Nginx(1, port)
     if name.startswith("pyparallel"):
-        return Command([str(PYPARALLEL), "--workers", str(workers), str(ROOT / "examples" /
+        # ", baseline": the same server on the other host (before/after in one run).
+        host = BASELINE if name.endswith(", baseline") else PYPARALLEL
+        return Command([str(host), "--workers", str(workers), str(ROOT / "examples" /
                         "tefb.py"), "--host", "127.0.0.1", "--port", str(port)], port)
     raise ValueError(name)
 
@@ -104,7 +111,11 @@ def main() -> int:
                     help="rounds over all servers (interleaved); tables show medians")
     ap.add_argument("--only", default="",
                     help="comma-separated subset of: uvloop,pyparallel,aiohttp,nginx,cpu")
+    ap.add_argument("--baseline", type=pathlib.Path,
+                    help="another pyparallel host (an earlier build): adds its plaintext rows")
     args = ap.parse_args()
+    global BASELINE
+    BASELINE = args.baseline.resolve() if args.baseline else None
     only = set(filter(None, args.only.split(",")))
 
     def wanted(key: str) -> bool:
@@ -116,8 +127,11 @@ def main() -> int:
 
     names: list[tuple[str, str, int]] = [("uvloop", "uvloop+httptools", 1)]
     if not why_not and wanted("pyparallel"):
-        names += [("pyparallel", f"pyparallel ({w} worker{'s' if w > 1 else ''})", w)
-                  for w in map(int, args.pp_workers.split(","))]
+        for w in map(int, args.pp_workers.split(",")):
+            names.append(("pyparallel", f"pyparallel ({w} worker{'s' if w > 1 else ''})", w))
+            if BASELINE:
+                names.append(("pyparallel",
+                              f"pyparallel ({w} worker{'s' if w > 1 else ''}, baseline)", w))
     names += [("aiohttp", "aiohttp", 1), ("nginx", "nginx", 1)]
 
     for label, depth in (("no pipelining", 0), (f"pipeline {args.pipeline}", args.pipeline)):

@@ -4,6 +4,7 @@ request and total RSS, with ratios against the best anchor measured in the same 
 
     ./pp bench wsgi_asgi.py [--seconds 10] [--connections 8] [--repeat 1]
                             [--only flask,starlette] [--routes hello,shared] [--mortal]
+                            [--baseline PYPARALLEL]
 
 Apps (the same files for every server): tests/parallel/apps/flask_app.py (Debian's
 python3-flask) and tests/parallel/apps/starlette_app.py (python3-starlette). Each builds a
@@ -20,7 +21,9 @@ wrk -t1 -c C; CPU time of the whole process tree from /proc; RSS is the sum of V
 the process tree after the run (gunicorn's and uvicorn's workers each hold a copy of the
 table; pyparallel's workers share one). --mortal adds each pyparallel server again with
 --share-main-data off (main-thread data left mortal: every read from a worker then pays
-atomic reference counting).
+atomic reference counting). --baseline PATH adds each pyparallel server again on another
+pyparallel host (one built from an earlier commit), labelled ", baseline": a change measured
+before/after in one run.
 
 Targets (issue 12): hello route CPU per request <= the best anchor's; shared-data route
 req/s >= 1.0x the best anchor; shared-data route total RSS <= 0.6x the best anchor's.
@@ -54,8 +57,15 @@ def rss_mb(pid: int) -> float:
     return total_kb / 1024
 
 
+BASELINE: pathlib.Path | None = None  # --baseline: another pyparallel host
+
+
 def command(server: str, port: int) -> tuple[list[str], dict]:
     """The command line (and extra environment) of one server."""
+    if server.endswith(", baseline"):
+        # The same server on the other host: the before of a before/after comparison.
+        cmd, env = command(server.removesuffix(", baseline"), port)
+        return [str(BASELINE), *cmd[1:]], env
     if server.endswith(", mortal"):
         # The same server with main-thread data left mortal (what run() did before
         # --share-main-data): shows what sharing it buys, in the same run.
@@ -107,6 +117,8 @@ def main() -> int:
     ap.add_argument("--routes", default="hello,shared")
     ap.add_argument("--mortal", action="store_true",
                     help="add pyparallel rows with --share-main-data off")
+    ap.add_argument("--baseline", type=pathlib.Path,
+                    help="another pyparallel host (an earlier build) to add rows for")
     args = ap.parse_args()
     if not PYPARALLEL.is_file():
         print(f"{PYPARALLEL} not built (./pp build)")
@@ -116,6 +128,11 @@ def main() -> int:
     if args.mortal:
         for servers in groups.values():
             servers.append(servers[-1] + ", mortal")
+    if args.baseline:
+        global BASELINE
+        BASELINE = args.baseline.resolve()
+        for servers in groups.values():
+            servers.append(next(s for s in servers if s.startswith("pyparallel")) + ", baseline")
     summary = []
     for app in args.only.split(","):
         servers = groups[app]
@@ -138,11 +155,12 @@ def main() -> int:
                 best = max(anchors, key=lambda row: row[1].rps)
             print(f"\n## {app} {route} ({path}), {args.connections} connections, wrk -t1 "
                   f"{args.seconds}s; ratios against {best[0]}")
-            print(f"{'server':<22}{'req/s':>9}{'p50 us':>9}{'p99 us':>9}{'cpu us/req':>11}"
+            width = max(22, max(len(row[0]) for row in rows) + 2)
+            print(f"{'server':<{width}}{'req/s':>9}{'p50 us':>9}{'p99 us':>9}{'cpu us/req':>11}"
                   f"{'RSS MB':>8}{'x rps':>7}{'x cpu':>7}{'x p99':>7}{'x RSS':>7}{'err':>6}")
             for s, r, rss in rows:
                 b = best[1]
-                print(f"{s:<22}{r.rps:>9.0f}{r.p50_us:>9.0f}{r.p99_us:>9.0f}"
+                print(f"{s:<{width}}{r.rps:>9.0f}{r.p50_us:>9.0f}{r.p99_us:>9.0f}"
                       f"{r.cpu_us_per_req:>11.1f}{rss:>8.0f}{r.rps / b.rps:>7.2f}"
                       f"{r.cpu_us_per_req / b.cpu_us_per_req:>7.2f}{r.p99_us / b.p99_us:>7.2f}"
                       f"{rss / best[2]:>7.2f}{r.errors:>6}", flush=True)

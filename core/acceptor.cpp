@@ -55,7 +55,7 @@ void Acceptor::on_accept(Operation& op, const Completion& c) {
     ++self->failures_unlogged_;
     auto now = std::chrono::steady_clock::now();
     if (now - self->last_failure_log_ >= std::chrono::seconds(1)) {
-      log("accept: {}; retrying every 10 ms ({} failure{} since the last report)",
+      log_error("accept: {}; retrying every 10 ms ({} failure{} since the last report)",
           error_text(c.result), self->failures_unlogged_,
           self->failures_unlogged_ == 1 ? "" : "s");
       self->last_failure_log_ = now;

@@ -351,7 +351,7 @@ void ConnectionSet::add(Connection* c) {
     ++refusals_unlogged_;
     std::int64_t now = steady_ns();
     if (now - last_refusal_log_ns_ >= 1'000'000'000) {
-      log("worker holds {} connections (--max-connections): closed {} new one{}", size_,
+      log_warning("worker holds {} connections (--max-connections): closed {} new one{}", size_,
           refusals_unlogged_, refusals_unlogged_ == 1 ? "" : "s");
       last_refusal_log_ns_ = now;
       refusals_unlogged_ = 0;

@@ -54,6 +54,11 @@ constexpr OptionSpec kTable[] = {
      "on: what exists when run() starts becomes immortal, so workers read it without "
      "reference counting; it is never freed",
      ""},
+    {OptionId::log_level, "log_level", "--log-level", "PYPARALLEL_LOG_LEVEL", Type::log_level,
+     Group::runtime, kEveryone, 0, "", "L",
+     "the least severe of the server's own messages written to stderr: trace, debug, info "
+     "(start-up lines), warning, error (failed callbacks) or critical",
+     ""},
     {OptionId::header_timeout, "header_timeout", "--header-timeout", "PYPARALLEL_HEADER_TIMEOUT",
      Type::seconds, Group::limit, kEveryone, 0, "off", "S",
      "seconds for a request head to arrive complete (408 after)", ""},
@@ -217,6 +222,8 @@ std::string_view to_string(OptionType type) {
       return "seconds";
     case Type::bytes:
       return "bytes";
+    case Type::log_level:
+      return "log_level";
   }
   return "?";
 }
@@ -360,6 +367,16 @@ bool set_option(const OptionSpec& spec, std::string_view text, OptionOrigin orig
       *bytes_field(spec.id, limits) = v * scale;
       break;
     }
+    case Type::log_level: {
+      auto level = parse_log_level(text);
+      if (!level) {
+        error = fmt::format("expects trace, debug, info, warning, error or critical, got '{}'",
+                            text);
+        return false;
+      }
+      options.log_level = *level;
+      break;
+    }
   }
   options.origins[static_cast<std::size_t>(spec.id)] = origin;
   return true;
@@ -387,6 +404,8 @@ std::string option_text(const OptionSpec& spec, const ServerOptions& options) {
       return fmt::format("{}", static_cast<double>(seconds_field(spec.id, limits)->count()) / 1000);
     case Type::bytes:
       return fmt::format("{}", *bytes_field(spec.id, limits));
+    case Type::log_level:
+      return std::string(to_string(options.log_level));
   }
   return {};
 }

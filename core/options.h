@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "core/limits.h"
+#include "core/log.h"
 #include "core/loop.h"
 
 namespace pp {
@@ -29,6 +30,7 @@ enum class OptionId : std::uint8_t {
   numa_policy,
   metrics_port,
   share_main_data,
+  log_level,
   header_timeout,
   keepalive_timeout,
   body_timeout,
@@ -39,7 +41,7 @@ enum class OptionId : std::uint8_t {
   max_connections,
 };
 /// How many options the table has.
-inline constexpr std::size_t option_count = 13;
+inline constexpr std::size_t option_count = 14;
 
 /// What an option's value is; each type has one parser and one error wording.
 enum class OptionType : std::uint8_t {
@@ -50,6 +52,7 @@ enum class OptionType : std::uint8_t {
   on_off,       // on/off, yes/no, true/false, 1/0
   seconds,      // a decimal from 0 (off) to a week
   bytes,        // a whole number from 1, with an optional k/m/g suffix (binary)
+  log_level,    // trace, debug, info, warning, error or critical (core/log.h)
 };
 
 /// "count", "backend", ... as parallel._option_table() names the types.
@@ -124,6 +127,8 @@ struct ServerOptions {
   std::optional<ListenAddress> metrics;
   /// Whether run() makes what exists when it starts immortal (interpreter/parallel/share.h).
   bool share_main_data = true;
+  /// The least severe of the server's own messages that is written (core/log.h).
+  LogLevel log_level = LogLevel::info;
   /// Timeouts and bounds of every connection.
   ConnectionLimits limits;
   /// Where each option's value came from, by OptionId.

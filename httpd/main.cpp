@@ -76,7 +76,7 @@ std::string usage() {
 
 // Exits 2 with a message naming the option, as a command-line tool should.
 [[noreturn]] void usage_error(std::string_view message) {
-  pp::log("{}", message);
+  pp::log_critical("{}", message);
   std::fputs(usage().c_str(), stderr);
   std::exit(2);
 }
@@ -129,8 +129,8 @@ struct WorkerState {
   explicit WorkerState(const pp::ConnectionLimits& limits) : server(limits) {
     server.connections().set_metrics(&metrics);
   }
-  pp::WorkerMetrics metrics;  // this worker's counters (core/metrics.h)
-  pp::WorkerServer server;    // its connections and acceptors (core/worker_server.h)
+  pp::WorkerMetrics metrics;             // this worker's counters (core/metrics.h)
+  pp::WorkerServer server;               // its connections and acceptors (core/worker_server.h)
   std::atomic<pp::Loop*> loop{nullptr};  // set once the worker runs; others post to it
   unsigned next = 0;  // round-robin position when spreading a shared socket's connections
 };
@@ -139,9 +139,9 @@ struct WorkerState {
 
 int main(int argc, char** argv) {
   Options opt = parse_args(argc, argv);
+  pp::set_log_level(opt.server.log_level);
   // First, before any thread: the sockets systemd passed (and the variables unset).
-  if (std::string note; pp::take_systemd_listeners(note) > 0 || !note.empty())
-    pp::log("{}", note);
+  if (std::string note; pp::take_systemd_listeners(note) > 0 || !note.empty()) pp::log("{}", note);
   pp::ignore_sigpipe();
   pp::block_shutdown_signals();  // before any thread starts: only main sees them
 
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   auto site = std::make_shared<httpd::Site>(opt.root, server.limits.max_body);
   std::string error;
   if (!site->valid(error)) {
-    pp::log("{}", error);
+    pp::log_critical("{}", error);
     return 2;
   }
 
@@ -162,11 +162,11 @@ int main(int argc, char** argv) {
     // An impossible policy someone asked for (node:7 on one node) is an error, naming
     // where it was asked for.
     const pp::OptionSpec& spec = pp::option_spec(pp::OptionId::numa_policy);
-    pp::log("{} {}: {}",
-            server.origin(pp::OptionId::numa_policy) == pp::OptionOrigin::environment
-                ? spec.environment
-                : spec.flag,
-            server.numa_policy, error);
+    pp::log_critical("{} {}: {}",
+                     server.origin(pp::OptionId::numa_policy) == pp::OptionOrigin::environment
+                         ? spec.environment
+                         : spec.flag,
+                     server.numa_policy, error);
     return 2;
   }
   unsigned count = placement->workers;
@@ -192,11 +192,11 @@ int main(int argc, char** argv) {
   // port then takes connections once a worker is ready to accept them.
   if (!pp::open_listeners(opt.host, opt.port, 4096, count, /*handoff=*/true, listeners, error,
                           /*bind_now=*/false)) {
-    pp::log("{}", error);
+    pp::log_critical("{}", error);
     return 1;
   }
   for (const std::string& addr : pp::unclaimed_inherited_listeners())
-    pp::log("socket activation: inherited {} matches no --host/--port; not served", addr);
+    pp::log_warning("socket activation: inherited {} matches no --host/--port; not served", addr);
   bool ok = pool.start(
       std::move(config),
       [&](pp::Worker& w, std::string& err) {
@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
       error);
   if (!ok) {
     pp::close_listeners(listeners);  // those of workers that never started
-    pp::log("{}", error);
+    pp::log_critical("{}", error);
     return 1;
   }
   // A later instance on the same address takes these sockets over (core/handoff.h).
@@ -241,9 +241,10 @@ int main(int argc, char** argv) {
   if (server.metrics) {
     std::vector<const pp::WorkerMetrics*> all;
     for (auto& ws : servers) all.push_back(&ws->metrics);
-    if (!metrics.start(server.metrics->host, server.metrics->port,
-                       [all] { return pp::render_prometheus(all, "httpd"); }, error)) {
-      pp::log("{}", error);
+    if (!metrics.start(
+            server.metrics->host, server.metrics->port,
+            [all] { return pp::render_prometheus(all, "httpd"); }, error)) {
+      pp::log_critical("{}", error);
       pool.stop();
       pool.join();
       return 1;

@@ -34,7 +34,7 @@ hwloc_topology_t host() {
 void say_memory_policy_refused(int node, int err) {
   static std::once_flag said;
   std::call_once(said, [&] {
-    pp::log(
+    pp::log_warning(
         "cannot set the memory policy toward node {} ({}); pinned workers still allocate "
         "on their node by first touch",
         node, std::strerror(err));
@@ -70,7 +70,7 @@ bool bind_current_thread(const pp::WorkerSlot& slot, std::string& error) {
 void worker_start_hook(const pp::WorkerSlot& slot) {
   std::string error;
   if (!bind_current_thread(slot, error))
-    pp::log("worker for CPU {} (core {}, node {}) runs unpinned: {}", slot.cpu, slot.core,
+    pp::log_warning("worker for CPU {} (core {}, node {}) runs unpinned: {}", slot.cpu, slot.core,
             slot.node, error);
 }
 

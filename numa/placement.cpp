@@ -28,7 +28,7 @@ std::optional<Placement> place_workers(std::string_view policy, bool policy_give
     error = std::move(why);
     return std::nullopt;
   } else {
-    pp::log("numa: {}; workers run unpinned", why);
+    pp::log_warning("numa: {}; workers run unpinned", why);
   }
   return placement;
 }

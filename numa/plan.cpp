@@ -245,7 +245,7 @@ std::optional<Plan> make_plan(const Topology& topology, const Policy& policy, in
     // The fallback build cannot pin: run unpinned rather than refuse to start.
     static std::once_flag said;
     std::call_once(said, [&] {
-      pp::log(
+      pp::log_warning(
           "built without hwloc (meson -Dnuma=disabled or no libhwloc-dev): policy '{}' "
           "ignored, workers run unpinned",
           policy.name());

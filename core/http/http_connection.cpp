@@ -163,7 +163,7 @@ void HttpConnection::process(std::string_view chunk) {
       expect(Wait::nothing);
       const ConnectionLimits& l = limits();
       if (pending_.size() > l.max_body + 2 * l.max_header_bytes + 65536) {
-        pp::log("http: a client pipelined too much behind a pending response; closing");
+        pp::log_warning("http: a client pipelined too much behind a pending response; closing");
         abort();
         return;
       }

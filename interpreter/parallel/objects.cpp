@@ -26,7 +26,10 @@ void log_exception(std::string_view context, const Ref& exc) {
     request_stop();
     return;
   }
-  pp::log("{}", context);
+  // A failed callback is an error; below --log-level error neither its line nor its
+  // traceback is written (the client is answered either way).
+  if (!pp::log_enabled(pp::LogLevel::error)) return;
+  pp::log_line(context);
   if (!exc) return;
 #if PY_VERSION_HEX >= 0x030C0000
   PyErr_DisplayException(exc.get());

@@ -38,6 +38,7 @@ PyObject* python_value(const OptionSpec& spec, const ServerOptions& options) {
       return str_of(text);
     case OptionType::backend:
     case OptionType::numa_policy:
+    case OptionType::log_level:
       return str_of(text);
   }
   Py_RETURN_NONE;
@@ -136,6 +137,14 @@ PyObject* fn_option_table(PyObject*, PyObject*) {
       kinds.insert(kinds.end(), built_backends().begin(), built_backends().end());
       for (BackendKind kind : kinds) {
         Ref n(str_of(to_string(kind)));
+        if (!n || PyList_Append(choices.get(), n.get()) < 0) return nullptr;
+      }
+    } else if (spec.type == OptionType::log_level) {
+      choices = Ref(PyList_New(0));
+      if (!choices) return nullptr;
+      for (auto level : {LogLevel::trace, LogLevel::debug, LogLevel::info, LogLevel::warning,
+                         LogLevel::error, LogLevel::critical}) {
+        Ref n(str_of(to_string(level)));
         if (!n || PyList_Append(choices.get(), n.get()) < 0) return nullptr;
       }
     } else {

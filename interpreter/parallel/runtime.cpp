@@ -62,7 +62,7 @@ bool open_server_listeners(unsigned threads) {
     r.listeners.push_back(std::move(set));
   }
   for (const std::string& addr : unclaimed_inherited_listeners())
-    pp::log("socket activation: inherited {} matches no server(); not served", addr);
+    pp::log_warning("socket activation: inherited {} matches no server(); not served", addr);
   return true;
 }
 
@@ -420,6 +420,12 @@ PyObject* run_runtime(PyObject* args, PyObject* kwargs) {
   } reopen;
   Choice choice;
   if (!resolve_choice(args, kwargs, choice)) return nullptr;
+  // run(log_level=) holds for this run; the process's level comes back after it.
+  struct RestoreLogLevel {
+    LogLevel saved = process_log_level.load();
+    ~RestoreLogLevel() { set_log_level(saved); }
+  } restore_log_level;
+  set_log_level(choice.log_level);
   freeze_main_thread_data(choice.share_main_data);
   r.stop_requested = false;
   r.run_thread = PyThread_get_thread_ident();

@@ -151,6 +151,7 @@ void set_runtime_options(const RuntimeOptions& options) {
   std::call_once(options_once, [&] {
     process_options = options;
     process_options.from_host = true;
+    set_log_level(process_options.log_level);
   });
 }
 
@@ -162,6 +163,7 @@ const RuntimeOptions& runtime_options() {
     } else {
       process_options = default_runtime_options();
     }
+    set_log_level(process_options.log_level);
   });
   return process_options;
 }

@@ -212,7 +212,7 @@ ShareResult share_main_thread_data(std::span<PyObject* const> roots,
                                    std::span<PyObject* const> keep_mortal,
                                    std::span<PyTypeObject* const> keep_types) {
   if (std::string why = header_mismatch(); !why.empty()) {
-    pp::log("main-thread data is not shared: {}", why);
+    pp::log_warning("main-thread data is not shared: {}", why);
     ShareResult refused;
     refused.refused = why;
     return refused;
@@ -235,7 +235,7 @@ ShareResult share_main_thread_data(std::span<PyObject* const> roots,
   PyUnstable_GC_VisitObjects(walk_from_roots, &walk);
   if (!walk.ran) {
     walk.result.refused = "the interpreter's heap visit found no object to start from";
-    pp::log("main-thread data is not shared: {}", walk.result.refused);
+    pp::log_warning("main-thread data is not shared: {}", walk.result.refused);
   }
   return walk.result;
 }
@@ -247,7 +247,7 @@ ShareResult share_main_thread_data(std::span<PyObject* const>, std::span<PyObjec
                                    std::span<PyTypeObject* const>) {
   ShareResult result;
   result.refused = share_refusal(PY_VERSION_HEX, Py_Version);
-  pp::log("main-thread data is not shared: {}", result.refused);
+  pp::log_warning("main-thread data is not shared: {}", result.refused);
   return result;
 }
 

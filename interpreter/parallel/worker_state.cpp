@@ -61,7 +61,7 @@ void WorkerState::start_client(EndpointObject* e) {
   std::string err;
   if (!resolve_endpoint(*e->host, static_cast<std::uint16_t>(e->port.load()), c->endpoint, err) ||
       (c->sock = open_stream_socket(c->endpoint, err)) == invalid_handle) {
-    pp::log("client {}: {}", c->where, err);
+    pp::log_error("client {}: {}", c->where, err);
     return;
   }
   c->op.prep_connect(c->sock, &c->endpoint, &WorkerState::connected, c.get());
@@ -117,7 +117,7 @@ void WorkerState::finish(Loop& l) {
   auto deadline = std::chrono::steady_clock::now() + kAbortGrace;
   while (busy() && std::chrono::steady_clock::now() < deadline) turn();
   if (connections.size() > 0)
-    pp::log("{} connection{} still in flight after the stop; dropped", connections.size(),
+    pp::log_warning("{} connection{} still in flight after the stop; dropped", connections.size(),
             connections.size() == 1 ? "" : "s");
 }
 

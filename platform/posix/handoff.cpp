@@ -92,7 +92,7 @@ void answer(int client, const std::vector<int>& fds) {
   ucred cred{};
   socklen_t len = sizeof cred;
   if (::getsockopt(client, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::geteuid()) {
-    log("handoff: refused a request from uid {} (not this user)", cred.uid);
+    log_warning("handoff: refused a request from uid {} (not this user)", cred.uid);
     return;
   }
   std::size_t n = std::min(fds.size(), kMaxFds);
@@ -110,7 +110,7 @@ void answer(int client, const std::vector<int>& fds) {
   c->cmsg_len = CMSG_LEN(sizeof(int) * n);
   std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * n);
   if (::sendmsg(client, &msg, MSG_NOSIGNAL) < 0)
-    log("handoff: sending listeners to pid {} failed: {}", cred.pid, std::strerror(errno));
+    log_warning("handoff: sending listeners to pid {} failed: {}", cred.pid, std::strerror(errno));
   else
     log("handoff: listening sockets handed to pid {}", cred.pid);
 }
@@ -169,7 +169,7 @@ std::vector<Handle> request_listeners(std::string_view host, std::uint16_t port,
     int e = errno;
     ::close(fd);  // ECONNREFUSED: no instance serves this address; bind anew
     if (e != ECONNREFUSED && e != ENOENT)
-      log("handoff: cannot reach the instance serving {}:{}: {}", host, port, std::strerror(e));
+      log_warning("handoff: cannot reach the instance serving {}:{}: {}", host, port, std::strerror(e));
     return out;
   }
   char text[128] = {};
@@ -186,7 +186,7 @@ std::vector<Handle> request_listeners(std::string_view host, std::uint16_t port,
   if (got <= 0) {
     // An instance holds the address's name but did not answer: bind anew (a restart then
     // loses what is queued on the old sockets when they close).
-    log("handoff: the instance serving {}:{} did not hand its sockets over ({}); binding anew",
+    log_warning("handoff: the instance serving {}:{} did not hand its sockets over ({}); binding anew",
         host, port, got < 0 ? std::strerror(why) : "closed");
     return out;
   }

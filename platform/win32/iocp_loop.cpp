@@ -848,7 +848,7 @@ IocpLoop::~IocpLoop() {
   ::timeEndPeriod(1);
   if (in_kernel_ > 0) {
     // Never seen; if it happens, leaking beats a use-after-free by the kernel.
-    log("iocp: {} requests still pending at loop destruction; leaking them", in_kernel_);
+    log_warning("iocp: {} requests still pending at loop destruction; leaking them", in_kernel_);
     for (auto& r : requests_) (void)r.release();
     for (auto& b : buffers_) (void)b.release();
     return;

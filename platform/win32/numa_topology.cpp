@@ -132,7 +132,7 @@ bool bind_current_thread(const pp::WorkerSlot& slot, std::string& error) {
 void worker_start_hook(const pp::WorkerSlot& slot) {
   std::string error;
   if (!bind_current_thread(slot, error))
-    pp::log("numa: worker on cpu {} runs unpinned: {}", slot.cpu, error);
+    pp::log_warning("numa: worker on cpu {} runs unpinned: {}", slot.cpu, error);
 }
 
 void* alloc_local(std::size_t size, int node) {

@@ -47,6 +47,7 @@ class Build:
         """Run pyparallel (or `exe`) with args; returns CompletedProcess with text output."""
         full_env = dict(os.environ)
         for name in ("PYPARALLEL_WORKERS", "PYPARALLEL_BACKEND", "PYPARALLEL_NUMA_POLICY",
+                     "PYPARALLEL_LOG_LEVEL",
                      "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"):
             full_env.pop(name, None)
         full_env.update(env or {})

@@ -3,6 +3,7 @@ environment, run()'s keywords, parallel._options(), --help, parallel.serve and
 pyparallel-httpd. Each option is read by one parser and refused in one wording."""
 import json
 import re
+import socket
 
 import pytest
 
@@ -17,6 +18,7 @@ CASES = {
     "numa_policy": ("0-1", "0-1", "3-1"),
     "metrics_port": ("9180", "127.0.0.1:9180", "host:"),
     "share_main_data": ("off", False, "maybe"),
+    "log_level": ("warning", "warning", "loud"),
     "header_timeout": ("0.5", 0.5, "soon"),
     "keepalive_timeout": ("7", 7.0, "-1"),
     "body_timeout": ("8", 8.0, "nan"),
@@ -53,6 +55,8 @@ def test_table_rows_are_every_option(pp):
         assert "run" in row["users"] and row["help"]
     # The backends are the build's for this OS, not a list written by hand.
     assert rows["backend"]["choices"] == ["auto", "io_uring", "libaio", "epoll"]
+    assert rows["log_level"]["choices"] == ["trace", "debug", "info", "warning", "error",
+                                            "critical"]
     assert rows["workers"]["default"] == "one per CPU" and rows["max_body"]["default"] == "1048576"
 
 
@@ -196,3 +200,71 @@ def test_httpd_help_and_variables_come_from_the_table(pp):
     bad = pp.run(exe=httpd, env={"PYPARALLEL_MAX_CONNECTIONS": "many"})
     assert bad.returncode == 2
     assert "PYPARALLEL_MAX_CONNECTIONS expects a whole number" in bad.stderr
+
+
+# A run whose timer callback raises: one info line (where callbacks run), one error (the
+# callback's traceback), then a stop.
+LOUD_RUN = ("import parallel\n"
+            "def boom():\n"
+            "    raise RuntimeError('boom-marker')\n"
+            "parallel.timer(0.05, 0, boom)\n"
+            "parallel.timer(0.3, 0, parallel.stop)\n"
+            "parallel.run(workers=0{keyword})\n"
+            "print('returned')\n")
+INFO_LINE = "callbacks run on the main thread"
+
+
+@pytest.mark.parametrize("how, level, info, error", [
+    ("default", None, True, True),
+    ("flag", "warning", False, True),
+    ("flag", "debug", True, True),
+    ("variable", "error", False, True),
+    ("variable", "critical", False, False),
+    ("keyword", "critical", False, False),
+])
+def test_log_level_filters_the_servers_own_messages(pp, how, level, info, error):
+    args, env, keyword = [], {}, ""
+    if how == "flag":
+        args = ["--log-level", level]
+    elif how == "variable":
+        env = {"PYPARALLEL_LOG_LEVEL": level}
+    elif how == "keyword":
+        keyword = f", log_level={level!r}"
+    r = pp.run(*args, "-c", LOUD_RUN.format(keyword=keyword), env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "returned"  # the callback failed; the run went on
+    assert (INFO_LINE in r.stderr) == info, r.stderr
+    assert ("boom-marker" in r.stderr) == error, r.stderr
+
+
+def test_log_level_keyword_holds_for_one_run(pp):
+    # run(log_level=) is this run's; the next run() is back at the process's level.
+    code = ("import parallel\n"
+            "for level in ('critical', None):\n"
+            "    parallel.timer(0.1, 0, parallel.stop)\n"
+            "    parallel.run(workers=0, log_level=level)\n")
+    r = pp.run("-c", code)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count(INFO_LINE) == 1, r.stderr
+
+
+def test_httpd_log_level(pp):
+    httpd = pp.folder / "httpd" / "pyparallel-httpd"
+    if not httpd.exists():
+        pytest.skip(f"{httpd} not built")
+    # A fatal start-up error is written at every level: the user must learn why it exited.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        r = pp.run("--log-level", "critical", "--port", str(port), "--host", "127.0.0.1",
+                   exe=httpd, env={"PYPARALLEL_BACKEND": "epoll"})
+    finally:
+        busy.close()
+    assert r.returncode != 0
+    assert str(port) in r.stderr, r.stderr
+    bad = pp.run("--log-level", "loud", exe=httpd)
+    assert bad.returncode == 2
+    assert ("--log-level expects trace, debug, info, warning, error or critical, got 'loud'"
+            in bad.stderr)

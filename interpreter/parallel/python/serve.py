@@ -116,8 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     # Values the table's parser made, handed to run() as its keywords.
     chosen = {row["keyword"]: getattr(args, row["keyword"]) for row in rows
               if getattr(args, row["keyword"]) is not None}
-    print(f"parallel.serve: {args.app} ({interface}) on http://{args.host}:{args.port}",
-          file=sys.stderr, flush=True)
+    # An informational line, so --log-level warning and above leave it out as the
+    # runtime's own start-up lines are.
+    level = chosen.get("log_level") or parallel._options()["log_level"]
+    if level in ("trace", "debug", "info"):
+        print(f"parallel.serve: {args.app} ({interface}) on http://{args.host}:{args.port}",
+              file=sys.stderr, flush=True)
     started = False
     if interface == "asgi" and args.lifespan != "off":
         started = protocol.startup(required=args.lifespan == "on")

@@ -52,17 +52,19 @@ PyObject* fn_gateway_timer(PyObject*, PyObject* args) {
   return timer_on_this_thread(seconds, func);
 }
 
-// wsgi(app) / asgi(app): the protocol classes, made by the Python side.
-PyObject* make_adapter(const char* module, PyObject* app) {
+// wsgi(app, **options) / asgi(app, **options): the protocol classes, made by the Python
+// side, which checks the arguments (root_path, proxy_headers, forwarded_allow_ips).
+PyObject* make_adapter(const char* module, PyObject* args, PyObject* kwargs) {
   Ref mod(PyImport_ImportModule(module));
   if (!mod) return nullptr;
-  return PyObject_CallMethod(mod.get(), "adapter", "O", app);
+  Ref adapter(PyObject_GetAttrString(mod.get(), "adapter"));
+  return adapter ? PyObject_Call(adapter.get(), args, kwargs) : nullptr;
 }
-PyObject* fn_wsgi(PyObject*, PyObject* app) {
-  return make_adapter("parallel._wsgi", app);
+PyObject* fn_wsgi(PyObject*, PyObject* args, PyObject* kwargs) {
+  return make_adapter("parallel._wsgi", args, kwargs);
 }
-PyObject* fn_asgi(PyObject*, PyObject* app) {
-  return make_adapter("parallel._asgi", app);
+PyObject* fn_asgi(PyObject*, PyObject* args, PyObject* kwargs) {
+  return make_adapter("parallel._asgi", args, kwargs);
 }
 
 // Module __getattr__ (PEP 562): the gateway base classes come from the Python part on
@@ -83,11 +85,15 @@ PyObject* fn_module_getattr(PyObject*, PyObject* name) {
 
 PyMethodDef gateway_methods[] = {
     {"__getattr__", fn_module_getattr, METH_O, "Lazily provided names (PEP 562)."},
-    {"wsgi", fn_wsgi, METH_O,
-     "wsgi(app)\n--\n\nA protocol class serving the WSGI (PEP 3333) application `app`: "
+    {"wsgi", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_wsgi)),
+     METH_VARARGS | METH_KEYWORDS,
+     "wsgi(app, *, root_path='', proxy_headers=False, forwarded_allow_ips='127.0.0.1')\n--\n\n"
+     "A protocol class serving the WSGI (PEP 3333) application `app`: "
      "register(server, wsgi(app))."},
-    {"asgi", fn_asgi, METH_O,
-     "asgi(app)\n--\n\nA protocol class serving the ASGI 3.0 application `app`, each request's "
+    {"asgi", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn_asgi)),
+     METH_VARARGS | METH_KEYWORDS,
+     "asgi(app, *, root_path='', proxy_headers=False, forwarded_allow_ips='127.0.0.1')\n--\n\n"
+     "A protocol class serving the ASGI 3.0 application `app`, each request's "
      "coroutine on the worker that owns its connection: register(server, asgi(app))."},
     {"_gateway_loop", fn_gateway_loop, METH_NOARGS, "The calling runtime thread's loop (id)."},
     {"_gateway_post", fn_gateway_post, METH_VARARGS,

@@ -226,17 +226,26 @@ class ASGIGateway:
     def lifespan(cls, required: bool = False) -> AbstractContextManager[type[ASGIGateway]]:
         """``with cls.lifespan(): parallel.run()``."""
 
-def wsgi(app: WSGIApp) -> type[WSGIGateway]:
+def wsgi(app: WSGIApp, *, root_path: str = "", proxy_headers: bool = False,
+         forwarded_allow_ips: str = "127.0.0.1") -> type[WSGIGateway]:
     """Serve a WSGI (PEP 3333) app: ``register(server, parallel.wsgi(app))``. Use it for
     Flask, Django and other WSGI apps: the workers call ``app`` in parallel
     (``wsgi.multithread`` is True), ``wsgi.input`` holds the whole decoded body,
     ``wsgi.file_wrapper`` over a file is sent with sendfile, a generator's blocks go out
     as they are made. An exception before the
-    head went out is a 500, after it the connection closes; both are logged."""
+    head went out is a 500, after it the connection closes; both are logged.
 
-def asgi(app: ASGIApp) -> type[ASGIGateway]:
+    ``root_path`` ("/api") is SCRIPT_NAME, and PATH_INFO loses it when a proxy passed it
+    on. With ``proxy_headers``, a peer whose address is in ``forwarded_allow_ips``
+    (addresses and CIDRs, comma-separated, or "*") sets REMOTE_ADDR, wsgi.url_scheme and
+    HTTP_HOST through Forwarded or X-Forwarded-For/-Proto/-Host; other peers cannot."""
+
+def asgi(app: ASGIApp, *, root_path: str = "", proxy_headers: bool = False,
+         forwarded_allow_ips: str = "127.0.0.1") -> type[ASGIGateway]:
     """Serve an ASGI 3.0 app (Starlette, FastAPI): each request's coroutine runs on the
     worker that owns its connection, in that worker's asyncio loop (``await`` works and
     stays on that core). ``receive()`` gives the whole body, then ``http.disconnect``;
     ``send()`` streams (chunked without a Content-Length). Use ``-m parallel.serve`` or
-    ``with cls.lifespan(): run()`` for lifespan events."""
+    ``with cls.lifespan(): run()`` for lifespan events. ``root_path``, ``proxy_headers``
+    and ``forwarded_allow_ips`` as for ``wsgi()``: the scope's root_path (its path then
+    includes it), and client, scheme and the host header from a trusted proxy."""

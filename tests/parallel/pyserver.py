@@ -79,6 +79,7 @@ class ServerProcess:
         cmd += [str(script), "--host", host, "--port", str(self.port), *map(str, args)]
         full_env = dict(os.environ)
         for name in ("PYPARALLEL_WORKERS", "PYPARALLEL_BACKEND", "PYPARALLEL_NUMA_POLICY",
+                     "PYPARALLEL_LOG_LEVEL", "FORWARDED_ALLOW_IPS",
                      "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"):
             full_env.pop(name, None)
         full_env["PYTHONUNBUFFERED"] = "1"

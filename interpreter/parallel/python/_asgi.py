@@ -30,6 +30,7 @@ import sys
 
 from parallel._errors import log_app_error
 from parallel._loop import this_thread_loop
+from parallel._proxy import request_adjuster
 
 __all__ = ["adapter", "ASGIGateway", "ClientDisconnected", "LifespanError"]
 
@@ -287,10 +288,14 @@ def is_asgi(app) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
-def adapter(app) -> type:
-    """The protocol class serving ``app``: ``register(server, parallel.asgi(app))``."""
+def adapter(app, *, root_path: str = "", proxy_headers: bool = False,
+            forwarded_allow_ips: str = "127.0.0.1") -> type:
+    """The protocol class serving ``app``: ``register(server, parallel.asgi(app))``.
+    ``root_path`` is the scope's root_path; with ``proxy_headers``, a peer in
+    ``forwarded_allow_ips`` sets client, scheme and the host header (_proxy.py)."""
     if not callable(app):
         raise TypeError(f"parallel.asgi(app): app must be callable, not {type(app).__name__}")
+    adjust = request_adjuster("scope", root_path, proxy_headers, forwarded_allow_ips)
     base = {"type": "http", "scheme": "http", "root_path": ""}
     name = getattr(app, "__qualname__", None) or type(app).__qualname__
     state: dict = {}
@@ -298,6 +303,8 @@ def adapter(app) -> type:
     def handle(ex) -> None:
         loop = this_thread_loop()
         scope = ex.scope(base)
+        if adjust is not None:
+            adjust(scope)
         scope["asgi"] = {"version": "3.0", "spec_version": "2.3"}  # the app's own to change
         if state:  # what lifespan startup stored: a shallow copy per request (ASGI 2.3)
             scope["state"] = state.copy()

@@ -32,6 +32,7 @@ import sys
 import parallel
 
 from parallel._errors import log_app_error
+from parallel._proxy import request_adjuster
 
 __all__ = ["adapter", "FileWrapper", "WSGIGateway"]
 
@@ -79,10 +80,14 @@ def _file_range(result):
     return fd, pos, max(0, st.st_size - pos)
 
 
-def adapter(app) -> type:
-    """The protocol class serving ``app``: ``register(server, parallel.wsgi(app))``."""
+def adapter(app, *, root_path: str = "", proxy_headers: bool = False,
+            forwarded_allow_ips: str = "127.0.0.1") -> type:
+    """The protocol class serving ``app``: ``register(server, parallel.wsgi(app))``.
+    ``root_path`` is SCRIPT_NAME; with ``proxy_headers``, a peer in
+    ``forwarded_allow_ips`` sets REMOTE_ADDR, wsgi.url_scheme and HTTP_HOST (_proxy.py)."""
     if not callable(app):
         raise TypeError(f"parallel.wsgi(app): app must be callable, not {type(app).__name__}")
+    adjust = request_adjuster("environ", root_path, proxy_headers, forwarded_allow_ips)
     base = {
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
@@ -99,6 +104,8 @@ def adapter(app) -> type:
 
     def handle(ex) -> None:
         environ = ex.environ(base)
+        if adjust is not None:
+            adjust(environ)
         environ["wsgi.input"] = bytes_io(ex.body)
         status = headers = None
 

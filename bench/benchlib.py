@@ -17,6 +17,10 @@ from dataclasses import dataclass
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("PP_BUILD_DIR", ROOT / "build"))
+# The anchors log no requests (nginx here with access_log off, uvicorn --no-access-log):
+# pyparallel's servers neither, unless a bench asks (access_log.py measures what it costs).
+# Command() also never reads a server's stderr: lines there would fill the pipe.
+os.environ.setdefault("PYPARALLEL_ACCESS_LOG", "off")
 
 PIPELINE_LUA = """
 init = function(args)

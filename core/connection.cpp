@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "core/access_log.h"
 #include "core/log.h"
 #include "core/net.h"
 
@@ -389,6 +390,7 @@ void ConnectionSet::arm_sweep(Loop& loop) {
 void ConnectionSet::on_sweep(Operation& op, const Completion& c) {
   auto* self = static_cast<ConnectionSet*>(op.user);
   self->sweep_armed_ = false;
+  flush_access_log(/*only_if_old=*/true);  // idle keep-alive connections: no request comes
   if (c.result == -ECANCELED) {
     self->rearm_for_drain();  // drain() cancelled the long tick
     return;
@@ -431,6 +433,9 @@ void ConnectionSet::remove(Connection* c) {
   c->prev_ = c->next_ = nullptr;
   --size_;
   if (metrics_) WorkerMetrics::bump(metrics_->active, static_cast<std::uint64_t>(-1));
+  // The worker's last connection went: its access log lines would otherwise wait for the
+  // next request (the sweep that flushes old ones stops with the connections).
+  if (size_ == 0) flush_access_log();
   cancel_sweep_if_done();
 }
 

@@ -59,6 +59,15 @@ constexpr OptionSpec kTable[] = {
      "the least severe of the server's own messages written to stderr: trace, debug, info "
      "(start-up lines), warning, error (failed callbacks) or critical",
      ""},
+    {OptionId::access_log, "access_log", "--access-log", "PYPARALLEL_ACCESS_LOG", Type::on_off,
+     Group::runtime, kEveryone, 0, "", "on|off",
+     "one line per HTTP response (client, request line, status, bytes, time), written in "
+     "batches; --no-access-log turns it off",
+     ""},
+    {OptionId::access_log_file, "access_log_file", "--access-log-file",
+     "PYPARALLEL_ACCESS_LOG_FILE", Type::path, Group::runtime, kEveryone, 0, "", "PATH",
+     "append the access log to this file instead of stderr; reopened on SIGHUP (logrotate)",
+     "stderr"},
     {OptionId::header_timeout, "header_timeout", "--header-timeout", "PYPARALLEL_HEADER_TIMEOUT",
      Type::seconds, Group::limit, kEveryone, 0, "off", "S",
      "seconds for a request head to arrive complete (408 after)", ""},
@@ -163,6 +172,13 @@ bool parse_switch(std::string_view text, bool& out) {
   return false;
 }
 
+// True when `text` is one of parse_switch's words: after a bare on/off flag it is the
+// flag's value, anything else (a script's name) is the next argument.
+bool is_switch_word(std::string_view text) {
+  bool ignored = false;
+  return parse_switch(text, ignored);
+}
+
 // `spec`'s help and meaning of 0 as `program` words them.
 const OptionNote* note_of(const OptionSpec& spec, const OptionProgram* program) {
   if (program)
@@ -224,6 +240,8 @@ std::string_view to_string(OptionType type) {
       return "bytes";
     case Type::log_level:
       return "log_level";
+    case Type::path:
+      return "path";
   }
   return "?";
 }
@@ -317,10 +335,19 @@ bool set_option(const OptionSpec& spec, std::string_view text, OptionOrigin orig
       break;
     }
     case Type::on_off:
-      if (!parse_switch(text, options.share_main_data)) {
+      if (!parse_switch(text, spec.id == OptionId::access_log ? options.access_log
+                                                              : options.share_main_data)) {
         error = fmt::format("expects on or off, got '{}'", text);
         return false;
       }
+      break;
+    case Type::path:
+      // Syntax only (opening it is the real check): not a folder's name. Empty is stderr.
+      if (!text.empty() && (text.back() == '/' || text.back() == '\\')) {
+        error = fmt::format("expects a file path, got '{}'", text);
+        return false;
+      }
+      options.access_log_file = std::string(text);
       break;
     case Type::seconds: {
       std::string s(text);
@@ -370,8 +397,8 @@ bool set_option(const OptionSpec& spec, std::string_view text, OptionOrigin orig
     case Type::log_level: {
       auto level = parse_log_level(text);
       if (!level) {
-        error = fmt::format("expects trace, debug, info, warning, error or critical, got '{}'",
-                            text);
+        error =
+            fmt::format("expects trace, debug, info, warning, error or critical, got '{}'", text);
         return false;
       }
       options.log_level = *level;
@@ -399,7 +426,11 @@ std::string option_text(const OptionSpec& spec, const ServerOptions& options) {
       return fmt::format("{}:{}", a.host, a.port);
     }
     case Type::on_off:
-      return options.share_main_data ? "on" : "off";
+      return (spec.id == OptionId::access_log ? options.access_log : options.share_main_data)
+                 ? "on"
+                 : "off";
+    case Type::path:
+      return options.access_log_file;
     case Type::seconds:
       return fmt::format("{}", static_cast<double>(seconds_field(spec.id, limits)->count()) / 1000);
     case Type::bytes:
@@ -457,11 +488,23 @@ FlagResult take_option_flag(int argc, const char* const* argv, int& i, const Opt
                             ServerOptions& options, std::string& error) {
   std::string_view arg = argv[i];
   if (!arg.starts_with("--")) return FlagResult::not_ours;
-  const OptionSpec* spec = find_option_flag(arg.substr(0, arg.find('=')), program.user);
-  if (!spec) return FlagResult::not_ours;
+  std::string_view name = arg.substr(0, arg.find('='));
+  const OptionSpec* spec = find_option_flag(name, program.user);
   std::string_view value;
   std::string why;
-  if (!take_flag_value(argc, argv, i, value, error)) return FlagResult::error;
+  if (!spec && name.starts_with("--no-") && name == arg) {
+    // An on/off option's `--no-NAME` (uvicorn's --no-access-log): off.
+    spec = find_option_flag(fmt::format("--{}", name.substr(5)), program.user);
+    if (!spec || spec->type != Type::on_off) return FlagResult::not_ours;
+    value = "off";
+  } else if (!spec) {
+    return FlagResult::not_ours;
+  } else if (spec->type == Type::on_off && name == arg &&
+             (i + 1 >= argc || !is_switch_word(argv[i + 1]))) {
+    value = "on";  // a bare `--NAME` (uvicorn's --access-log); `--NAME off` still reads off
+  } else if (!take_flag_value(argc, argv, i, value, error)) {
+    return FlagResult::error;
+  }
   if (!set_option(*spec, value, OptionOrigin::command_line, options, why, &program)) {
     error = fmt::format("{} {}", spec->flag, why);
     return FlagResult::error;

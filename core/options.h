@@ -31,6 +31,8 @@ enum class OptionId : std::uint8_t {
   metrics_port,
   share_main_data,
   log_level,
+  access_log,
+  access_log_file,
   header_timeout,
   keepalive_timeout,
   body_timeout,
@@ -41,7 +43,7 @@ enum class OptionId : std::uint8_t {
   max_connections,
 };
 /// How many options the table has.
-inline constexpr std::size_t option_count = 14;
+inline constexpr std::size_t option_count = 16;
 
 /// What an option's value is; each type has one parser and one error wording.
 enum class OptionType : std::uint8_t {
@@ -53,6 +55,7 @@ enum class OptionType : std::uint8_t {
   seconds,      // a decimal from 0 (off) to a week
   bytes,        // a whole number from 1, with an optional k/m/g suffix (binary)
   log_level,    // trace, debug, info, warning, error or critical (core/log.h)
+  path,         // a file path, not a folder's (opening it is the real check)
 };
 
 /// "count", "backend", ... as parallel._option_table() names the types.
@@ -129,6 +132,10 @@ struct ServerOptions {
   bool share_main_data = true;
   /// The least severe of the server's own messages that is written (core/log.h).
   LogLevel log_level = LogLevel::info;
+  /// One line per HTTP response (core/http/access_log.h).
+  bool access_log = true;
+  /// Where the access log goes: empty for stderr.
+  std::string access_log_file;
   /// Timeouts and bounds of every connection.
   ConnectionLimits limits;
   /// Where each option's value came from, by OptionId.

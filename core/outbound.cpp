@@ -121,7 +121,10 @@ std::int64_t Outbound::complete(const Completion& completion) {
   // A file that shrank under us sends fewer bytes than promised in Content-Length;
   // the connection can only be closed then, so report it as an error.
   if (result >= 0 && static_cast<std::uint64_t>(result) < step_) result = -ENODATA;
-  if (result >= 0) front_sent_ += step_;
+  if (result >= 0) {
+    front_sent_ += step_;
+    sent_total_ += step_;
+  }
   if (result < 0 || front_sent_ >= size) {
     release(s);
     queue_.pop_front();

@@ -54,6 +54,9 @@ class Outbound {
   /// Bytes queued and not yet sent, the step in flight included (for back-pressure
   /// decisions).
   std::uint64_t queued_bytes() const;
+  /// Every byte queued since the queue was made, sent or not: a response's size is the
+  /// difference between two readings (the access log).
+  std::uint64_t produced_bytes() const { return sent_total_ + queued_bytes(); }
 
   /// Submits the next operation for `sock` on `loop` unless one is in flight or
   /// nothing is queued. `cb`/`ctx` receive its completion; the callback must call
@@ -85,6 +88,7 @@ class Outbound {
   IoSlice slice_;
   std::uint64_t front_sent_ = 0;  // bytes of front() already sent by earlier steps
   std::uint64_t step_ = 0;        // bytes the operation in flight moves
+  std::uint64_t sent_total_ = 0;  // bytes sent by completed steps (produced_bytes)
   bool in_flight_ = false;
 };
 

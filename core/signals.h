@@ -8,14 +8,18 @@ namespace pp {
 /// Call once at start-up, before any worker starts.
 void ignore_sigpipe();
 
-/// Blocks SIGINT and SIGTERM in the calling thread; threads started afterwards
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread; threads started afterwards
 /// inherit the mask, so only `wait_for_shutdown_signal` sees them. Call in main()
 /// before starting workers.
 void block_shutdown_signals();
 
 /// Waits (in the thread that called `block_shutdown_signals`) for SIGINT or SIGTERM
-/// and returns its number.
+/// and returns its number; SIGHUP (POSIX) comes back too: see `is_reopen_signal`.
 int wait_for_shutdown_signal();
+
+/// True for SIGHUP, which asks a server to reopen its log files (logrotate) rather than
+/// stop; it is blocked with the shutdown signals. Never true on Windows (no SIGHUP).
+bool is_reopen_signal(int sig);
 
 /// Sends SIGTERM to this process: the same path as an operator's `kill`, for tests
 /// and for a programmatic stop.

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/acceptor.h"
+#include "core/access_log.h"
 #include "core/handoff.h"
 #include "core/inherit.h"
 #include "core/listeners.h"
@@ -152,6 +153,10 @@ int main(int argc, char** argv) {
     pp::log_critical("{}", error);
     return 2;
   }
+  if (server.access_log && !pp::open_access_log(server.access_log_file, error)) {
+    pp::log_critical("{}", error);
+    return 2;
+  }
 
   pp::WorkerPoolConfig config;
   config.backend = server.backend;
@@ -256,11 +261,16 @@ int main(int argc, char** argv) {
           pool.size(), pool.size() == 1 ? "" : "s", site->root(), listeners.origin);
 
   int sig = pp::wait_for_shutdown_signal();
+  for (; pp::is_reopen_signal(sig); sig = pp::wait_for_shutdown_signal()) {
+    std::string why;
+    if (!pp::reopen_access_log(why)) pp::log_error("{}", why);
+  }
   pp::log("{} received: draining", sig == 2 ? "SIGINT" : "SIGTERM");
   // A successor started from now on binds anew instead of taking sockets about to close.
   pp::withdraw_listeners();
   pool.stop();
-  pool.join();
+  pool.join();  // each worker wrote out its access log lines as it ended
   metrics.stop();
+  pp::close_access_log();
   return 0;
 }

@@ -3,8 +3,10 @@
 
 #include <memory>
 
+#include "core/access_log.h"
 #include "core/http/response.h"
 #include "core/log.h"
+#include "core/net.h"
 
 namespace pp::http {
 
@@ -83,7 +85,18 @@ void HttpConnection::finish_response(bool close) {
     return;
   }
   response_pending_ = false;
-  count_response(thread_metrics(), pending_since_);
+  WorkerMetrics* metrics = thread_metrics();
+  const bool logging = access_ && access_log_enabled();
+  auto done = metrics || logging ? std::chrono::steady_clock::now()
+                                 : std::chrono::steady_clock::time_point{};
+  count_response(metrics, pending_since_, done);
+  if (logging) {
+    AccessNote& a = *access_;
+    log_response(a.method, a.target, a.minor_version, a.status,
+                 out().produced_bytes() - a.bytes_start, done - pending_since_, done);
+    a.method.clear();
+    a.target.clear();
+  }
   if (close) {
     close_after_send();
     return;
@@ -92,10 +105,27 @@ void HttpConnection::finish_response(bool close) {
 }
 
 void HttpConnection::count_response(WorkerMetrics* metrics,
-                                    std::chrono::steady_clock::time_point since) {
+                                    std::chrono::steady_clock::time_point since,
+                                    std::chrono::steady_clock::time_point done) {
   if (!metrics) return;
-  metrics->count_latency(std::chrono::steady_clock::now() - since);
+  metrics->count_latency(done - since);
   if (metrics == owner_metrics()) WorkerMetrics::bump(metrics->requests);
+}
+
+HttpConnection::AccessNote& HttpConnection::access_note() {
+  if (!access_) {
+    access_ = std::make_unique<AccessNote>();
+    std::uint16_t port = 0;
+    if (!peer_address(socket(), access_->client, port)) access_->client.assign(1, '-');
+  }
+  return *access_;
+}
+
+void HttpConnection::log_response(std::string_view method, std::string_view target,
+                                  int minor_version, int status, std::uint64_t bytes,
+                                  std::chrono::steady_clock::duration took,
+                                  std::chrono::steady_clock::time_point now) {
+  log_access(access_note().client, method, target, minor_version, status, bytes, took, now);
 }
 
 void HttpConnection::process(std::string_view chunk) {
@@ -109,8 +139,9 @@ void HttpConnection::process(std::string_view chunk) {
   // Latency: from this read to each response it completes (one clock read per read when
   // the worker keeps metrics).
   WorkerMetrics* metrics = thread_metrics();  // once per read, not per response
-  auto arrived =
-      metrics ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  const bool logging = access_log_enabled();
+  auto arrived = metrics || logging ? std::chrono::steady_clock::now()
+                                    : std::chrono::steady_clock::time_point{};
   ScratchRequest scratch;
   Request& request = scratch.get();
   in_loop_ = true;
@@ -128,7 +159,11 @@ void HttpConnection::process(std::string_view chunk) {
       break;
     }
     if (r.status == ParseStatus::error) {
+      std::uint64_t before = logging ? out().produced_bytes() : 0;
       append_error_response(out().tail_buffer(), r.error_status, /*close=*/true);
+      if (logging)  // no request line to show: it was what failed to parse
+        log_response({}, {}, 1, r.error_status, out().produced_bytes() - before,
+                     std::chrono::steady_clock::now() - arrived, arrived);
       pos = input.size();
       close_after_send(/*linger=*/true);
       break;
@@ -138,13 +173,33 @@ void HttpConnection::process(std::string_view chunk) {
     continue_sent_ = false;
     // Draining (a graceful stop): this response is the connection's last.
     bool close = r.close_after || draining();
+    std::uint64_t before = 0;
+    if (logging) {
+      before = out().produced_bytes();
+      note_response_status(0);  // the head the handler writes notes its status
+      pp::note_response_status(0);
+    }
     respond(request, close);
     pos += r.consumed;
     if (response_pending_) {
       pending_since_ = arrived;  // counted when it finishes
+      if (logging) {
+        AccessNote& a = access_note();
+        a.method.assign(request.method);
+        a.target.assign(request.target);
+        a.minor_version = request.minor_version;
+        a.bytes_start = before;
+        if (a.status == 0) a.status = last_response_status();  // a head written in the call
+      }
       break;
     }
-    count_response(metrics, arrived);
+    if (metrics || logging) {
+      auto done = std::chrono::steady_clock::now();
+      count_response(metrics, arrived, done);
+      if (logging)
+        log_response(request.method, request.target, request.minor_version, last_response_status(),
+                     out().produced_bytes() - before, done - arrived, done);
+    }
     if (close) close_after_send();
   }
   in_loop_ = false;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "core/connection.h"
@@ -41,6 +42,14 @@ class HttpConnection : public Connection {
   /// at once, so writes made meanwhile need no `flush()` of their own.
   bool in_request_loop() const { return in_loop_; }
 
+ public:
+  /// A deferred response's head was written with `status`: its access log line says so
+  /// (the handler's call has returned by the time it finishes). No-op when the log is off.
+  void note_response_status(int status) {
+    if (access_) access_->status = status;
+  }
+
+ protected:
   void on_data(std::span<const std::byte> data) override;
   /// Answers the pipelined requests held back while the output was full.
   void on_resume() final;
@@ -65,17 +74,34 @@ class HttpConnection : public Connection {
   void process(std::string_view chunk);
   /// The response to the request that began at `since` is complete: its latency, and
   /// the request count of a server that keeps metrics.
-  void count_response(WorkerMetrics* metrics, std::chrono::steady_clock::time_point since);
+  void count_response(WorkerMetrics* metrics, std::chrono::steady_clock::time_point since,
+                      std::chrono::steady_clock::time_point done);
+  /// The access log's line for the response that just ended (core/http/access_log.h).
+  void log_response(std::string_view method, std::string_view target, int minor_version, int status,
+                    std::uint64_t bytes, std::chrono::steady_clock::duration took,
+                    std::chrono::steady_clock::time_point now);
+
+  /// What the access log needs beyond the request loop's own state, made on the first
+  /// logged response (nothing for a connection of a server that does not log).
+  struct AccessNote {
+    std::string client;          // the peer's address, read once per connection
+    std::string method, target;  // a deferred response's request line, copied
+    int minor_version = 1;
+    int status = 0;                 // a deferred response's, noted when its head is written
+    std::uint64_t bytes_start = 0;  // out().produced_bytes() when its request arrived
+  };
+  AccessNote& access_note();
 
   RequestParser parser_;
   std::string pending_;  // the unparsed start of a request split across reads, or
                          // requests pipelined behind a pending response
   std::chrono::steady_clock::time_point pending_since_;  // the deferred response's request
   bool continue_sent_ = false;                           // for the request at the start of pending_
-  bool head_complete_ = false;     // pending_ holds a whole head; its body is arriving
-  bool response_pending_ = false;  // defer_response() until finish_response()
-  bool in_loop_ = false;           // process() is on the stack
-  bool eof_ = false;               // the client half-closed: close once nothing is pending
+  bool head_complete_ = false;          // pending_ holds a whole head; its body is arriving
+  bool response_pending_ = false;       // defer_response() until finish_response()
+  bool in_loop_ = false;                // process() is on the stack
+  bool eof_ = false;                    // the client half-closed: close once nothing is pending
+  std::unique_ptr<AccessNote> access_;  // null unless the access log is on
 };
 
 }  // namespace pp::http

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "core/access_log.h"
 #include "core/http/char_class.h"
 #include "core/http/date.h"
 #include "core/http/status.h"
@@ -45,6 +46,7 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 void append_status_line(std::string& out, int status, std::string_view reason) {
   // Counted here for the worker's metrics (a thread-local read; nothing off workers).
   if (WorkerMetrics* m = thread_metrics()) m->count_response(status);
+  note_response_status(status);  // the access log's status for this response
   if (reason.empty()) reason = reason_phrase(status);
   out.append("HTTP/1.1 ", 9);
   append_decimal(out, static_cast<std::uint64_t>(status));

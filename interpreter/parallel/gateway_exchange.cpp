@@ -214,6 +214,7 @@ bool write_head(ExchangeObject* ex, PyObject* status, PyObject* headers, std::in
   std::string& head = ex->conn->out().tail_buffer();
   std::size_t head_start = head.size();
   http::append_status_line(head, code, reason);  // counts the response by status
+  ex->conn->note_response_status(code);          // its access log line, when it finishes
   head.append(fields);
   http::append_server_and_date(head, !has_server, !has_date);
   ex->no_body = ex->head || bodiless_status;

@@ -7,6 +7,7 @@
 
 #include <csignal>
 
+#include "core/access_log.h"
 #include "core/log.h"
 
 namespace pp::py {
@@ -15,6 +16,10 @@ namespace {
 std::atomic<bool> sigterm_seen{false};
 void on_sigterm(int) {
   sigterm_seen = true;
+}
+std::atomic<bool> sighup_seen{false};
+[[maybe_unused]] void on_sighup(int) {
+  sighup_seen = true;
 }
 }  // namespace
 
@@ -53,6 +58,11 @@ void wait_main(std::chrono::milliseconds timeout, bool until_stop) {
 // our handler. Any other error a Python signal handler raised stays set (and `stop`
 // is set): run() re-raises it after the shutdown.
 void check_signals(bool& stop) {
+  if (sighup_seen.exchange(false)) {
+    // logrotate moved the access log away: write to a new file at its path.
+    std::string why;
+    if (!reopen_access_log(why)) pp::log_error("{}", why);
+  }
   if (sigterm_seen.exchange(false)) {
     pp::log("SIGTERM received: stopping");
     stop = true;
@@ -81,6 +91,11 @@ SigtermWatch::SigtermWatch() {
   term.sa_handler = on_sigterm;
   sigemptyset(&term.sa_mask);
   sigaction(SIGTERM, &term, &old_);
+  sighup_seen = false;
+  struct sigaction hup {};
+  hup.sa_handler = on_sighup;
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, &old_hup_);
 #endif
 }
 
@@ -89,6 +104,7 @@ SigtermWatch::~SigtermWatch() {
   std::signal(SIGTERM, old_);
 #else
   sigaction(SIGTERM, &old_, nullptr);
+  sigaction(SIGHUP, &old_hup_, nullptr);
 #endif
 }
 

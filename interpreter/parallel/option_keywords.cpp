@@ -39,6 +39,7 @@ PyObject* python_value(const OptionSpec& spec, const ServerOptions& options) {
     case OptionType::backend:
     case OptionType::numa_policy:
     case OptionType::log_level:
+    case OptionType::path:
       return str_of(text);
   }
   Py_RETURN_NONE;

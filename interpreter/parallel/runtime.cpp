@@ -9,6 +9,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "core/access_log.h"
 #include "core/handoff.h"
 #include "core/inherit.h"
 #include "core/listeners.h"
@@ -426,6 +427,18 @@ PyObject* run_runtime(PyObject* args, PyObject* kwargs) {
     ~RestoreLogLevel() { set_log_level(saved); }
   } restore_log_level;
   set_log_level(choice.log_level);
+  // The access log is this run's: opened here, closed (after every worker wrote out its
+  // lines) when run() returns.
+  if (choice.access_log) {
+    std::string error;
+    if (!open_access_log(choice.access_log_file, error)) {
+      PyErr_SetString(names().parallel_error, error.c_str());
+      return nullptr;
+    }
+  }
+  struct CloseAccessLog {
+    ~CloseAccessLog() { close_access_log(); }
+  } close_access_log_at_end;
   freeze_main_thread_data(choice.share_main_data);
   r.stop_requested = false;
   r.run_thread = PyThread_get_thread_ident();

@@ -192,8 +192,9 @@ void wait_main(std::chrono::milliseconds timeout, bool until_stop);
 /// set (and `stop` is set): run() re-raises it after the shutdown.
 void check_signals(bool& stop);
 
-/// While it lives, SIGTERM asks run() to stop (check_signals reports it); the handler in
-/// place before is restored at its end. One per run().
+/// While it lives, SIGTERM asks run() to stop (check_signals reports it) and SIGHUP to
+/// reopen the access log; the handlers in place before are restored at its end. One per
+/// run().
 class SigtermWatch {
  public:
   SigtermWatch();
@@ -206,6 +207,7 @@ class SigtermWatch {
   void (*old_)(int) = nullptr;
 #else
   struct sigaction old_ {};
+  struct sigaction old_hup_ {};  // SIGHUP reopens the access log while run() serves
 #endif
 };
 

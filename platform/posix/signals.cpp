@@ -15,9 +15,12 @@ sigset_t shutdown_set() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);  // reopen the access log (logrotate), not a stop
   return set;
 }
 }  // namespace
+
+bool is_reopen_signal(int sig) { return sig == SIGHUP; }
 
 void block_shutdown_signals() {
   auto set = shutdown_set();

@@ -64,4 +64,6 @@ void raise_shutdown_signal() {
   ::SetEvent(shutdown_event());
 }
 
+bool is_reopen_signal(int) { return false; }  // no SIGHUP: a restart reopens files
+
 }  // namespace pp

@@ -81,6 +81,10 @@ TEST_CASE("each type has one wording: 'expects ..., got' the text") {
   CHECK(error_of("share_main_data", "maybe") == "expects on or off, got 'maybe'");
   CHECK(error_of("header_timeout", "soon") == "expects seconds from 0 (off) to 604800, got 'soon'");
   CHECK(error_of("max_body", "-5").starts_with("expects a byte count from 1 to 1t"));
+  CHECK(error_of("log_level", "loud") ==
+        "expects trace, debug, info, warning, error or critical, got 'loud'");
+  CHECK(error_of("access_log_file", "/var/log/") == "expects a file path, got '/var/log/'");
+  CHECK(error_of("access_log_file", "").empty());  // stderr
   // A program's note rewords what 0 means, nothing else.
   CHECK(error_of("workers", "x", &httpd) ==
         "expects a whole number from 0 (one per CPU) to 4096, got 'x'");
@@ -186,6 +190,33 @@ TEST_CASE("flags: --name value and --name=value, the flag named in errors") {
   CHECK(take_option_flag(3, share, i, httpd, o, error) == FlagResult::not_ours);
   CHECK(take_option_flag(3, share, i, host, o, error) == FlagResult::taken);
   CHECK(!o.share_main_data);
+}
+
+TEST_CASE("an on/off flag alone is on, --no-NAME is off, and --NAME off still reads off") {
+  const char* argv[] = {"prog",         "--no-access-log", "--access-log", "script.py",
+                        "--access-log", "off",             "--no-workers", "--access-log=no"};
+  const int argc = static_cast<int>(std::size(argv));
+  ServerOptions o = default_server_options();
+  CHECK(o.access_log);  // on by default
+  std::string error;
+  int i = 1;
+  CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::taken);
+  CHECK(i == 1);
+  CHECK(!o.access_log);
+  i = 2;  // bare, then a script's name: the flag takes nothing
+  CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::taken);
+  CHECK(i == 2);
+  CHECK(o.access_log);
+  i = 4;  // followed by an on/off word: that is its value
+  CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::taken);
+  CHECK(i == 5);
+  CHECK(!o.access_log);
+  i = 6;  // --no- only for on/off rows
+  CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::not_ours);
+  o.access_log = true;
+  i = 7;
+  CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::taken);
+  CHECK(!o.access_log);
 }
 
 TEST_CASE("--help lists a program's rows with their variables and defaults") {

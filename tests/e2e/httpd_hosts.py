@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -136,21 +137,23 @@ class Server:
         cmd = host.command("--host", "127.0.0.1", "--port", str(self.port),
                            "--workers", str(workers), "--root", host.path(root),
                            "--backend", backend, *(extra or []))
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=host.env(env), text=True, errors="replace")
+        # Its output goes to a file, not a pipe: the access log writes a line per request,
+        # and a pipe nobody reads while the tests run would fill and stall the server.
+        self.log = tempfile.TemporaryFile("w+", errors="replace")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
+                                     env=host.env(env), text=True)
         limit = host.start_seconds * SLOWDOWN
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}: "
-                                   f"{self.proc.stderr.read()}")
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.output()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return
             except OSError:
                 time.sleep(0.05)
         self.proc.kill()
-        self.proc.communicate()
+        self.proc.wait()
         raise RuntimeError(f"server did not start listening within {limit:.0f} s")
 
     def conn(self) -> http.client.HTTPConnection:
@@ -178,16 +181,22 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(self.host.stop_signal)
 
+    def output(self) -> str:
+        """What the server wrote so far (stdout and stderr)."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
     def stop(self) -> tuple[int, str]:
-        """Stops the server with the host's signal; its exit code and stderr."""
+        """Stops the server with the host's signal; its exit code and output."""
         self.signal_stop()
         try:
-            _, err = self.proc.communicate(timeout=30 * SLOWDOWN)
+            self.proc.wait(timeout=30 * SLOWDOWN)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-            return -9, err
-        return self.proc.returncode, err
+            self.proc.wait()
+            return -9, self.output()
+        return self.proc.returncode, self.output()
 
     def stop_line(self) -> str:
         """What the server logs when the host's stop signal arrives."""

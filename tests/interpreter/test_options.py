@@ -19,6 +19,8 @@ CASES = {
     "metrics_port": ("9180", "127.0.0.1:9180", "host:"),
     "share_main_data": ("off", False, "maybe"),
     "log_level": ("warning", "warning", "loud"),
+    "access_log": ("off", False, "maybe"),
+    "access_log_file": ("/tmp/pp-access.log", "/tmp/pp-access.log", "/tmp/"),
     "header_timeout": ("0.5", 0.5, "soon"),
     "keepalive_timeout": ("7", 7.0, "-1"),
     "body_timeout": ("8", 8.0, "nan"),

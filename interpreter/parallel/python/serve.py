@@ -153,7 +153,18 @@ def _parser(rows: list[dict]) -> argparse.ArgumentParser:
         "limit": p.add_argument_group("limits of every connection"),
     }
     for row in rows:
-        groups[row["group"]].add_argument(
+        group = groups[row["group"]]
+        if row["type"] == "on_off":
+            # uvicorn's style too: a bare --access-log is on, --no-access-log off.
+            group.add_argument(
+                row["flag"], dest=row["keyword"], metavar=row["metavar"], default=None,
+                nargs="?", const=True, type=_option_type(row["keyword"]),
+                help=_option_help(row))
+            group.add_argument("--no-" + row["flag"][2:], dest=row["keyword"],
+                               action="store_const", const=False,
+                               help=f"{row['flag']} off")
+            continue
+        group.add_argument(
             row["flag"], dest=row["keyword"], metavar=row["metavar"], default=None,
             type=_option_type(row["keyword"]), help=_option_help(row))
     return p

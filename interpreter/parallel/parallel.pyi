@@ -106,7 +106,8 @@ def register(transport: Server | Client, protocol: type) -> None:
     thread, before ``run()``: ParallelError once a ``run()`` has begun, until it returns."""
 def run(workers: int | str | None = None, backend: str | None = None,
         numa_policy: str | None = None, metrics_port: int | str | None = None,
-        share_main_data: bool | None = None, log_level: str | None = None, *,
+        share_main_data: bool | None = None, log_level: str | None = None,
+        access_log: bool | None = None, access_log_file: str | None = None, *,
         header_timeout: float | str | None = None,
         keepalive_timeout: float | str | None = None, body_timeout: float | str | None = None,
         send_timeout: float | str | None = None, max_body: int | str | None = None,
@@ -121,6 +122,8 @@ def run(workers: int | str | None = None, backend: str | None = None,
     flag's checks and wording (ValueError: ``workers expects a whole number ...``);
     ``share_main_data`` takes True or False. ``log_level`` (trace, debug, info, warning,
     error, critical) holds for this run; the process's level comes back when it returns.
+    ``access_log`` (True or False) writes one line per HTTP response, to stderr or to
+    ``access_log_file`` (reopened on SIGHUP), in batches per worker.
 
     The limits override ``--header-timeout`` & co. (and their PYPARALLEL_* variables) for
     this run: timeouts in seconds (0 disables one; defaults 60, 75, 60, 60 as nginx's),

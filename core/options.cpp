@@ -172,13 +172,6 @@ bool parse_switch(std::string_view text, bool& out) {
   return false;
 }
 
-// True when `text` is one of parse_switch's words: after a bare on/off flag it is the
-// flag's value, anything else (a script's name) is the next argument.
-bool is_switch_word(std::string_view text) {
-  bool ignored = false;
-  return parse_switch(text, ignored);
-}
-
 // `spec`'s help and meaning of 0 as `program` words them.
 const OptionNote* note_of(const OptionSpec& spec, const OptionProgram* program) {
   if (program)
@@ -500,8 +493,11 @@ FlagResult take_option_flag(int argc, const char* const* argv, int& i, const Opt
   } else if (!spec) {
     return FlagResult::not_ours;
   } else if (spec->type == Type::on_off && name == arg &&
-             (i + 1 >= argc || !is_switch_word(argv[i + 1]))) {
-    value = "on";  // a bare `--NAME` (uvicorn's --access-log); `--NAME off` still reads off
+             (i + 1 >= argc || std::string_view(argv[i + 1]).starts_with("-"))) {
+    // A bare `--NAME` (uvicorn's --access-log), last or before another flag: on. Before
+    // anything else the next argument is its value, so `--share-main-data maybe` is an
+    // error rather than "on" and a script named "maybe".
+    value = "on";
   } else if (!take_flag_value(argc, argv, i, value, error)) {
     return FlagResult::error;
   }

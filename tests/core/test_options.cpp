@@ -193,8 +193,9 @@ TEST_CASE("flags: --name value and --name=value, the flag named in errors") {
 }
 
 TEST_CASE("an on/off flag alone is on, --no-NAME is off, and --NAME off still reads off") {
-  const char* argv[] = {"prog",         "--no-access-log", "--access-log", "script.py",
-                        "--access-log", "off",             "--no-workers", "--access-log=no"};
+  const char* argv[] = {
+      "prog",         "--no-access-log", "--access-log", "--workers", "--access-log", "off",
+      "--no-workers", "--access-log=no", "--access-log", "maybe",     "--access-log"};
   const int argc = static_cast<int>(std::size(argv));
   ServerOptions o = default_server_options();
   CHECK(o.access_log);  // on by default
@@ -203,11 +204,11 @@ TEST_CASE("an on/off flag alone is on, --no-NAME is off, and --NAME off still re
   CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::taken);
   CHECK(i == 1);
   CHECK(!o.access_log);
-  i = 2;  // bare, then a script's name: the flag takes nothing
+  i = 2;  // bare, before another flag: on, and it takes nothing
   CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::taken);
   CHECK(i == 2);
   CHECK(o.access_log);
-  i = 4;  // followed by an on/off word: that is its value
+  i = 4;  // followed by a word: that is its value
   CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::taken);
   CHECK(i == 5);
   CHECK(!o.access_log);
@@ -217,6 +218,12 @@ TEST_CASE("an on/off flag alone is on, --no-NAME is off, and --NAME off still re
   i = 7;
   CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::taken);
   CHECK(!o.access_log);
+  i = 8;  // a bad word is an error, not "on" and a script named "maybe"
+  CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::error);
+  CHECK(error == "--access-log expects on or off, got 'maybe'");
+  i = 10;  // bare and last: on
+  CHECK(take_option_flag(argc, argv, i, host, o, error) == FlagResult::taken);
+  CHECK(o.access_log);
 }
 
 TEST_CASE("--help lists a program's rows with their variables and defaults") {
